@@ -1,0 +1,185 @@
+//! CRC-64/XZ, the checksum OSS returns in `x-oss-hash-crc64ecma`.
+//!
+//! Despite the header's name this is the *reflected* ECMA-182 polynomial with all-ones init and
+//! xor-out (the catalogue's CRC-64/XZ), not the catalogue's CRC-64/ECMA-182. The bytes are hashed
+//! by `crc64fast` (SIMD, several GiB/s); [`combine`] folds part checksums into the object checksum
+//! without touching the bytes again, which is how a multipart object's CRC is checked.
+
+/// The reflected ECMA-182 polynomial.
+const POLY_REFLECTED: u64 = 0xC96C_5795_D787_0F42;
+
+/// An incremental CRC-64/XZ digest.
+#[derive(Clone)]
+pub struct Crc64 {
+    inner: crc64fast::Digest,
+    len: u64,
+}
+
+impl std::fmt::Debug for Crc64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crc64")
+            .field("value", &self.value())
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl Default for Crc64 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Crc64 {
+    /// A digest of no bytes (its value is 0).
+    pub fn new() -> Self {
+        Self {
+            inner: crc64fast::Digest::new(),
+            len: 0,
+        }
+    }
+
+    /// Feeds more bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.inner.write(bytes);
+        self.len += bytes.len() as u64;
+    }
+
+    /// The CRC of all bytes fed so far.
+    pub fn value(&self) -> u64 {
+        self.inner.sum64()
+    }
+
+    /// How many bytes were fed.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether no bytes were fed.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The CRC-64/XZ of `bytes` in one call.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut digest = Crc64::new();
+    digest.update(bytes);
+    digest.value()
+}
+
+/// CRC(A ‖ B) from CRC(A), CRC(B) and the length of B, without the bytes.
+///
+/// `combine(c, x, 0) == c` and `combine(0, c, n) == c`.
+pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
+    if len_b == 0 {
+        return crc_a;
+    }
+    // The zlib method: a 64x64 GF(2) matrix that appends one zero bit, squared repeatedly to
+    // append len_b zero bytes to crc_a; the init/xor-out terms cancel, leaving a plain XOR.
+    let mut odd = [0u64; 64];
+    odd[0] = POLY_REFLECTED;
+    let mut row = 1u64;
+    for slot in odd.iter_mut().skip(1) {
+        *slot = row;
+        row <<= 1;
+    }
+    let mut even = gf2_matrix_square(&odd); // two zero bits
+    odd = gf2_matrix_square(&even); // four zero bits
+
+    let mut crc = crc_a;
+    let mut len = len_b;
+    loop {
+        even = gf2_matrix_square(&odd);
+        if len & 1 != 0 {
+            crc = gf2_matrix_times(&even, crc);
+        }
+        len >>= 1;
+        if len == 0 {
+            break;
+        }
+        odd = gf2_matrix_square(&even);
+        if len & 1 != 0 {
+            crc = gf2_matrix_times(&odd, crc);
+        }
+        len >>= 1;
+        if len == 0 {
+            break;
+        }
+    }
+    crc ^ crc_b
+}
+
+fn gf2_matrix_times(matrix: &[u64; 64], mut vector: u64) -> u64 {
+    let mut sum = 0;
+    let mut index = 0;
+    while vector != 0 {
+        if vector & 1 != 0 {
+            sum ^= matrix[index];
+        }
+        vector >>= 1;
+        index += 1;
+    }
+    sum
+}
+
+fn gf2_matrix_square(matrix: &[u64; 64]) -> [u64; 64] {
+    let mut square = [0u64; 64];
+    for (n, slot) in square.iter_mut().enumerate() {
+        *slot = gf2_matrix_times(matrix, matrix[n]);
+    }
+    square
+}
+
+/// Parses the decimal form of `x-oss-hash-crc64ecma`.
+pub fn parse_header(value: &str) -> Option<u64> {
+    value.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bitwise(data: &[u8]) -> u64 {
+        let mut crc = !0u64;
+        for &b in data {
+            crc ^= u64::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ POLY_REFLECTED
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn check_value() {
+        assert_eq!(checksum(b"123456789"), 0x995D_C9BB_DF19_39FA);
+        assert_eq!(checksum(b""), 0);
+        assert_eq!(checksum(b"hello oss\n"), 17223430255209957478);
+    }
+
+    #[test]
+    fn combine_matches_concatenation() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for split in [0, 1, 7, 100, 4096, 9999, 10_000] {
+            let (a, b) = data.split_at(split);
+            assert_eq!(
+                combine(checksum(a), checksum(b), b.len() as u64),
+                checksum(&data)
+            );
+        }
+        assert_eq!(combine(0, 42, 5), 42);
+        assert_eq!(combine(42, 0, 0), 42);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn simd_matches_bitwise(data in proptest::collection::vec(proptest::num::u8::ANY, 0..3000)) {
+            proptest::prop_assert_eq!(checksum(&data), bitwise(&data));
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Typed XML bodies of every request and response, with bounded parsing.
