@@ -13,12 +13,18 @@
 #![deny(missing_docs, rust_2018_idioms, rustdoc::broken_intra_doc_links)]
 #![warn(missing_debug_implementations, unreachable_pub)]
 
+pub mod client;
+pub mod config;
 pub mod crc64;
 pub mod credentials;
 mod error;
 pub mod limits;
+pub mod retry;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod sign;
 pub mod target;
+pub mod upload;
 pub mod xml;
 
 pub use credentials::Credentials;

@@ -1,0 +1,1 @@
+//! The OSS client: one bucket-independent HTTP client and its operations.

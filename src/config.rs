@@ -1,0 +1,1 @@
+//! Client configuration: endpoint, region, addressing style, timeouts, retry policy.

@@ -1,0 +1,1 @@
+//! Retry policy as data: attempts, deadline, exponential backoff with full jitter.
