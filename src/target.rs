@@ -136,6 +136,13 @@ pub trait MultipartTarget: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// The service's error or a network failure.
     async fn head(&self, key: &str) -> Result<Option<ObjectHead>>;
+
+    /// The bucket this target writes to, for messages such as the command that cleans up an
+    /// abandoned upload (`osspipe abort oss://bucket/key --upload-id ID`). `None` when the
+    /// target is not one bucket.
+    fn bucket(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// What HeadObject says of an object.
