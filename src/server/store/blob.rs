@@ -1,0 +1,464 @@
+//! Immutable byte blobs: the pieces objects and parts are made of.
+//!
+//! A blob is written once by a [`BlobWriter`] as the request body streams in, then shared
+//! (`Arc<Blob>`) by whoever owns it: an upload's part, then, after Complete, the object it became
+//! a piece of. Complete never copies bytes; it hands the part blobs to the object.
+//!
+//! - Memory blobs keep the body's `Bytes` chunks as hyper delivered them (tiny chunks are merged
+//!   so a chunked upload does not become a million 10-byte frames).
+//! - File blobs are files under `<bucket>/blobs/`; writes are batched (~1 MiB) and handed to the
+//!   blocking pool one batch at a time, pipelined with receiving the next batch.
+//!
+//! A blob that its owner gives up (object overwritten or deleted, part replaced, upload
+//! aborted) is marked *discarded*; its file is deleted when the last `Arc` goes, so a GET that is
+//! still streaming an overwritten object finishes reading it.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, BoxStream, StreamExt};
+use tokio::task::JoinHandle;
+
+/// File writes are batched to about this size before going to the blocking pool.
+const WRITE_BATCH_BYTES: usize = 1024 * 1024;
+/// Memory chunks smaller than this are merged with their neighbours.
+const SMALL_CHUNK_BYTES: usize = 16 * 1024;
+/// Merged small chunks are cut at this size.
+const MERGED_CHUNK_BYTES: usize = 256 * 1024;
+/// A GET of a file blob reads blocks of this size.
+const READ_BLOCK_BYTES: usize = 1024 * 1024;
+/// Blocks read ahead of the network for a GET of a file blob.
+const READ_AHEAD_BLOCKS: usize = 4;
+
+/// Where a blob's bytes are.
+#[derive(Debug)]
+pub(crate) enum BlobData {
+    /// In memory, as a list of chunks.
+    Memory(Vec<Bytes>),
+    /// In a file of the directory store.
+    File {
+        /// The file name under `<bucket>/blobs/` (32 hex digits).
+        id: String,
+        /// The full path.
+        path: PathBuf,
+    },
+}
+
+/// A finished, immutable blob.
+#[derive(Debug)]
+pub(crate) struct Blob {
+    len: u64,
+    data: BlobData,
+    discarded: AtomicBool,
+}
+
+impl Blob {
+    pub(crate) fn memory(chunks: Vec<Bytes>) -> Self {
+        let len = chunks.iter().map(|c| c.len() as u64).sum();
+        Self {
+            len,
+            data: BlobData::Memory(chunks),
+            discarded: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn file(id: String, path: PathBuf, len: u64) -> Self {
+        Self {
+            len,
+            data: BlobData::File { id, path },
+            discarded: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The file id for the directory store's records (`None` for memory blobs).
+    pub(crate) fn file_id(&self) -> Option<&str> {
+        match &self.data {
+            BlobData::File { id, .. } => Some(id),
+            BlobData::Memory(_) => None,
+        }
+    }
+
+    /// Its owner gave it up: delete the file once nobody reads it any more.
+    pub(crate) fn discard(&self) {
+        self.discarded.store(true, Ordering::Release);
+    }
+}
+
+impl Drop for Blob {
+    fn drop(&mut self) {
+        if let BlobData::File { path, .. } = &self.data {
+            if self.discarded.load(Ordering::Acquire) {
+                if let Err(e) = std::fs::remove_file(path) {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        tracing::warn!("could not delete discarded blob {}: {e}", path.display());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes one blob as the body arrives. Dropping it unfinished deletes what was written.
+pub(crate) struct BlobWriter {
+    len: u64,
+    inner: WriterInner,
+}
+
+impl std::fmt::Debug for BlobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobWriter")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+enum WriterInner {
+    Memory {
+        chunks: Vec<Bytes>,
+        small: BytesMut,
+    },
+    File {
+        id: String,
+        path: PathBuf,
+        /// The file, when no batch is being written.
+        file: Option<std::fs::File>,
+        /// A batch being written on the blocking pool; it hands the file back.
+        in_flight: Option<JoinHandle<io::Result<std::fs::File>>>,
+        pending: Vec<Bytes>,
+        pending_len: usize,
+        finished: bool,
+    },
+}
+
+impl BlobWriter {
+    pub(crate) fn memory() -> Self {
+        Self {
+            len: 0,
+            inner: WriterInner::Memory {
+                chunks: Vec::new(),
+                small: BytesMut::new(),
+            },
+        }
+    }
+
+    /// Creates the file (it must not exist yet).
+    pub(crate) async fn file(id: String, path: PathBuf) -> io::Result<Self> {
+        let create_path = path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(create_path)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(Self {
+            len: 0,
+            inner: WriterInner::File {
+                id,
+                path,
+                file: Some(file),
+                in_flight: None,
+                pending: Vec::new(),
+                pending_len: 0,
+                finished: false,
+            },
+        })
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Appends a chunk.
+    pub(crate) async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.len += chunk.len() as u64;
+        match &mut self.inner {
+            WriterInner::Memory { chunks, small } => {
+                if chunk.len() < SMALL_CHUNK_BYTES {
+                    small.extend_from_slice(&chunk);
+                    if small.len() >= MERGED_CHUNK_BYTES {
+                        chunks.push(small.split().freeze());
+                    }
+                } else {
+                    if !small.is_empty() {
+                        chunks.push(small.split().freeze());
+                    }
+                    chunks.push(chunk);
+                }
+                Ok(())
+            }
+            WriterInner::File {
+                pending,
+                pending_len,
+                ..
+            } => {
+                *pending_len += chunk.len();
+                pending.push(chunk);
+                if *pending_len >= WRITE_BATCH_BYTES {
+                    self.flush_batch().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends the pending chunks to the blocking pool, after the previous batch is done.
+    async fn flush_batch(&mut self) -> io::Result<()> {
+        let WriterInner::File {
+            file,
+            in_flight,
+            pending,
+            pending_len,
+            ..
+        } = &mut self.inner
+        else {
+            return Ok(());
+        };
+        if let Some(handle) = in_flight.take() {
+            *file = Some(handle.await.map_err(io::Error::other)??);
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(pending);
+        *pending_len = 0;
+        let mut owned = file
+            .take()
+            .ok_or_else(|| io::Error::other("blob file lost after a failed write"))?;
+        *in_flight = Some(tokio::task::spawn_blocking(move || {
+            for chunk in &batch {
+                owned.write_all(chunk)?;
+            }
+            Ok(owned)
+        }));
+        Ok(())
+    }
+
+    /// Writes what is left and returns the blob.
+    pub(crate) async fn finish(mut self) -> io::Result<Blob> {
+        if let WriterInner::File { .. } = self.inner {
+            self.flush_batch().await?;
+            // Wait for the last batch too.
+            self.flush_batch().await?;
+        }
+        let len = self.len;
+        match &mut self.inner {
+            WriterInner::Memory { chunks, small } => {
+                if !small.is_empty() {
+                    chunks.push(small.split().freeze());
+                }
+                Ok(Blob::memory(std::mem::take(chunks)))
+            }
+            WriterInner::File {
+                id, path, finished, ..
+            } => {
+                *finished = true;
+                Ok(Blob::file(id.clone(), path.clone(), len))
+            }
+        }
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if let WriterInner::File {
+            path,
+            finished: false,
+            ..
+        } = &self.inner
+        {
+            // An unfinished blob is garbage (client went away, digest mismatch, ...). A batch
+            // still being written goes to an unlinked inode, which is harmless.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Streams bytes `start..end` of the concatenation of `pieces`.
+///
+/// Memory pieces are sliced without copying. File pieces are read on the blocking pool in
+/// [`READ_BLOCK_BYTES`] blocks, a few blocks ahead of the network; the reader holds the `Arc`s,
+/// so the files outlive an overwrite or delete until the stream ends.
+pub(crate) fn stream_range(
+    pieces: Vec<Arc<Blob>>,
+    start: u64,
+    end: u64,
+) -> BoxStream<'static, io::Result<Bytes>> {
+    let mut segments = Vec::new();
+    let mut offset = 0u64;
+    for piece in pieces {
+        let piece_start = offset;
+        let piece_end = offset + piece.len();
+        offset = piece_end;
+        if piece_end <= start || piece_start >= end {
+            continue;
+        }
+        let from = start.max(piece_start) - piece_start;
+        let to = end.min(piece_end) - piece_start;
+        segments.push((piece, from, to));
+    }
+    let all_memory = segments
+        .iter()
+        .all(|(piece, _, _)| matches!(piece.data, BlobData::Memory(_)));
+    if all_memory {
+        let mut out = Vec::new();
+        for (piece, from, to) in &segments {
+            if let BlobData::Memory(chunks) = &piece.data {
+                slice_chunks(chunks, *from, *to, &mut out);
+            }
+        }
+        return stream::iter(out.into_iter().map(Ok)).boxed();
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD_BLOCKS);
+    tokio::task::spawn_blocking(move || {
+        for (piece, from, to) in &segments {
+            if let Err(e) = read_segment(piece, *from, *to, &tx) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        }
+    });
+    stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item, rx))
+    })
+    .boxed()
+}
+
+fn slice_chunks(chunks: &[Bytes], from: u64, to: u64, out: &mut Vec<Bytes>) {
+    let mut offset = 0u64;
+    for chunk in chunks {
+        let chunk_start = offset;
+        let chunk_end = offset + chunk.len() as u64;
+        offset = chunk_end;
+        if chunk_end <= from || chunk_start >= to {
+            continue;
+        }
+        let a = (from.max(chunk_start) - chunk_start) as usize;
+        let b = (to.min(chunk_end) - chunk_start) as usize;
+        out.push(chunk.slice(a..b));
+    }
+}
+
+/// Reads `from..to` of one piece into the channel. Returns early (Ok) if the receiver is gone.
+fn read_segment(
+    piece: &Blob,
+    from: u64,
+    to: u64,
+    tx: &tokio::sync::mpsc::Sender<io::Result<Bytes>>,
+) -> io::Result<()> {
+    match &piece.data {
+        BlobData::Memory(chunks) => {
+            let mut out = Vec::new();
+            slice_chunks(chunks, from, to, &mut out);
+            for chunk in out {
+                if tx.blocking_send(Ok(chunk)).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+        BlobData::File { path, .. } => {
+            let mut file = std::fs::File::open(path)?;
+            file.seek(SeekFrom::Start(from))?;
+            let mut remaining = to - from;
+            while remaining > 0 {
+                let want = remaining.min(READ_BLOCK_BYTES as u64) as usize;
+                let mut block = BytesMut::zeroed(want);
+                let mut filled = 0;
+                while filled < want {
+                    let n = file.read(&mut block[filled..])?;
+                    if n == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("blob {} is shorter than its record", path.display()),
+                        ));
+                    }
+                    filled += n;
+                }
+                remaining -= want as u64;
+                if tx.blocking_send(Ok(block.freeze())).is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn collect(stream: BoxStream<'static, io::Result<Bytes>>) -> Vec<u8> {
+        let chunks: Vec<Bytes> = stream.map(|c| c.unwrap()).collect().await;
+        chunks.concat()
+    }
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn memory_blobs_merge_small_chunks_and_slice_ranges() {
+        let bytes = data(300_000);
+        let mut writer = BlobWriter::memory();
+        for chunk in bytes.chunks(1000) {
+            writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+        }
+        let blob = writer.finish().await.unwrap();
+        assert_eq!(blob.len(), 300_000);
+        if let BlobData::Memory(chunks) = &blob.data {
+            assert!(chunks.len() <= 3, "{} chunks", chunks.len());
+        }
+        let second = Blob::memory(vec![Bytes::from(data(10))]);
+        let pieces = vec![Arc::new(blob), Arc::new(second)];
+        let all = collect(stream_range(pieces.clone(), 0, 300_010)).await;
+        let mut expected = bytes.clone();
+        expected.extend(data(10));
+        assert_eq!(all, expected);
+        let middle = collect(stream_range(pieces, 299_990, 300_005)).await;
+        assert_eq!(middle, expected[299_990..300_005]);
+    }
+
+    #[tokio::test]
+    async fn file_blobs_round_trip_and_unfinished_ones_vanish() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = data(3 * 1024 * 1024 + 17);
+        let path = dir.path().join("a");
+        let mut writer = BlobWriter::file("a".into(), path.clone()).await.unwrap();
+        for chunk in bytes.chunks(100_000) {
+            writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+        }
+        let blob = Arc::new(writer.finish().await.unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), bytes.len() as u64);
+        let got = collect(stream_range(vec![blob.clone()], 5, bytes.len() as u64)).await;
+        assert_eq!(got, bytes[5..]);
+
+        // Discarded: the file goes with the last reference, not before.
+        blob.discard();
+        let reader = blob.clone();
+        drop(blob);
+        assert!(path.exists());
+        drop(reader);
+        assert!(!path.exists());
+
+        let other = dir.path().join("b");
+        let mut writer = BlobWriter::file("b".into(), other.clone()).await.unwrap();
+        writer.write(Bytes::from(data(10))).await.unwrap();
+        drop(writer);
+        assert!(!other.exists());
+    }
+}
