@@ -250,7 +250,10 @@ impl ObjectWriterBuilder {
                                 common.target.list_parts(&common.key, &upload_id)
                             }))
                             .await
-                            .map_err(|e| e.with_upload_id(upload_id.as_str()))?;
+                            .map_err(|e| {
+                                context(e, Operation::ListParts, None)
+                                    .with_upload_id(upload_id.as_str())
+                            })?;
                         Ok((upload_id, parts))
                     }
                     .boxed()
@@ -381,6 +384,17 @@ impl Common {
     }
 }
 
+/// Names the operation (and part) on an error from the target that did not.
+fn context(mut error: Error, operation: Operation, part_number: Option<u32>) -> Error {
+    if error.operation().is_none() {
+        error = error.with_operation(operation);
+    }
+    if let (Some(part_number), None) = (part_number, error.part_number()) {
+        error = error.with_part_number(part_number);
+    }
+    error
+}
+
 /// A part task's result: it returns the part's bytes so their buffer can be reused.
 struct PartDone {
     body: Bytes,
@@ -409,7 +423,8 @@ async fn upload_part(
                     let receipt = common
                         .target
                         .upload_part(&common.key, upload_id, part_number, body.clone())
-                        .await?;
+                        .await
+                        .map_err(|e| context(e, Operation::UploadPart, Some(part_number)))?;
                     check_part(common, upload_id, part_number, body, crc, receipt)
                 })
                 .await
@@ -489,7 +504,8 @@ async fn put_object(common: Arc<Common>, body: Bytes, crc: u64) -> Result<Object
             let receipt = common_ref
                 .target
                 .put_object(&common_ref.key, body.clone(), &common_ref.options)
-                .await?;
+                .await
+                .map_err(|e| context(e, Operation::PutObject, None))?;
             check_object_crc(common_ref, Operation::PutObject, receipt, crc)
         }))
         .await
@@ -515,7 +531,7 @@ async fn complete_upload(
             Ok(receipt) => {
                 return check_object_crc(&common, Operation::CompleteMultipartUpload, receipt, crc)
             }
-            Err(error) => error,
+            Err(error) => context(error, Operation::CompleteMultipartUpload, None),
         };
         if !error.is_retryable() && error.oss_code() != Some("NoSuchUpload") {
             return Err(error);
@@ -1541,6 +1557,7 @@ fn start_upload(common: Arc<Common>) -> UploadId {
                 common.target.initiate(&common.key, &common.options)
             }))
             .await
+            .map_err(|e| context(e, Operation::InitiateMultipartUpload, None))
             .map(Arc::<str>::from)
             .map_err(Arc::new)
     }
