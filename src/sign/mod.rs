@@ -664,4 +664,23 @@ mod tests {
             ""
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn uri_encode_decodes_back(input in "\\PC{0,40}", keep_slash in proptest::bool::ANY) {
+            let encoded = uri_encode(&input, keep_slash);
+            proptest::prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric()
+                || b"-_.~%".contains(&b)
+                || (keep_slash && b == b'/')));
+            let decoded = percent_encoding::percent_decode_str(&encoded).decode_utf8().unwrap();
+            proptest::prop_assert_eq!(decoded, input);
+        }
+
+        #[test]
+        fn v4_timestamps_round_trip(secs in 0u64..253_402_300_800) {
+            let t = at(secs);
+            proptest::prop_assert_eq!(parse_iso8601_basic(&format_iso8601_basic(t)), Some(t));
+            proptest::prop_assert_eq!(parse_rfc1123(&format_rfc1123(t)), Some(t));
+        }
+    }
 }
