@@ -48,6 +48,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request may make no progress (no body bytes accepted by the connection, no
 /// response bytes received) before the attempt fails with [`ErrorKind::Timeout`] and is
 /// retried. It is an *idle* timeout, so a 5 GiB part on a slow link is fine as long as it moves.
+///
+/// Progress on the way out is bytes handed to the operating system's socket, which buffers up
+/// to a few MiB; the timeout must exceed the time that buffer takes to drain on the slowest
+/// link (60 s covers links down to about 100 KB/s).
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long an idle pooled connection is kept for reuse. OSS closes idle connections after

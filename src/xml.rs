@@ -1226,7 +1226,7 @@ mod tests {
         let cut = LIST_PARTS.rfind("</ListPartsResult>").unwrap();
         for end in [cut, cut + 5, LIST_PARTS.len() - 1] {
             assert_eq!(
-                kind_of(from_xml::<ListPartsResult>(LIST_PARTS[..end].as_bytes())),
+                kind_of(from_xml::<ListPartsResult>(&LIST_PARTS.as_bytes()[..end])),
                 ErrorKind::MalformedResponse,
                 "cut at {end}"
             );

@@ -1169,6 +1169,10 @@ impl MultipartTarget for Bucket {
             Err(error) => Err(error),
         }
     }
+
+    fn bucket(&self) -> Option<&str> {
+        Some(&self.name)
+    }
 }
 
 #[cfg(test)]

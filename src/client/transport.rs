@@ -268,6 +268,22 @@ pub(crate) fn check_crc64(headers: &HeaderMap, expected: u64) -> Result<()> {
     Ok(())
 }
 
+/// Refuses keys with a `.` or `..` path segment. OSS accepts them, but every URL parser
+/// (reqwest's included, even for `%2E`) resolves dot segments, so the request would name
+/// another key, or none.
+fn validate_key_for_url(key: &str) -> Result<()> {
+    if key
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(Error::invalid_input(format!(
+            "object key must not contain '.' or '..' path segments, which URLs cannot carry \
+             (refused by osspipe, not by OSS): got {key:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// The short cause of a retry for the log line: "503 SlowDown", "timeout".
 fn retry_cause(error: &Error) -> String {
     match error.service_error() {
@@ -315,6 +331,7 @@ impl Client {
         limits::validate_bucket_name(request.bucket)?;
         if let Some(key) = request.key {
             limits::validate_object_key(key)?;
+            validate_key_for_url(key)?;
         }
         if let Some(part_number) = request.part_number {
             limits::validate_part_number(part_number)?;
