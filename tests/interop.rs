@@ -315,14 +315,48 @@ async fn interop_with_fresh_server(sdk: Sdk, store: Store) {
     let running = start_server(store).await;
     let endpoint = running.server.endpoint().to_string();
     let outcome = run_script(sdk, &endpoint, store).await;
+    let health = ServerHealth::of(&running.server);
     running.server.shutdown().await;
     assert!(
         outcome.success,
-        "{} against the {store:?} store: {}\n{}",
+        "{} against the {store:?} store: {}\n{}\n{health:?}",
         sdk.name,
         outcome.status,
         outcome.summary.join("\n")
     );
+    health.assert_healthy(sdk.name);
+}
+
+/// What the server counted while a script ran.
+#[derive(Debug)]
+struct ServerHealth {
+    requests: u64,
+    panics: u64,
+    unexpected_errors: u64,
+}
+
+impl ServerHealth {
+    fn of(server: &LocalServer) -> Self {
+        Self {
+            requests: server.requests(),
+            panics: server.panics(),
+            unexpected_errors: server.unexpected_errors(),
+        }
+    }
+
+    /// The scripts really talked to this server, and it never answered with an unplanned 500
+    /// (a handler panic or a store I/O error), which an SDK's retries could otherwise hide.
+    fn assert_healthy(&self, what: &str) {
+        assert!(
+            self.requests > 0,
+            "{what}: the server saw no request at all: {self:?}"
+        );
+        assert_eq!(
+            (self.panics, self.unexpected_errors),
+            (0, 0),
+            "{what}: the server panicked or failed internally: {self:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,10 +409,12 @@ async fn every_sdk_directory_store() {
             ));
         }
     }
+    let health = ServerHealth::of(&running.server);
     running.server.shutdown().await;
     assert!(
         failures.is_empty(),
-        "against the directory store:\n{}",
+        "against the directory store:\n{}\n{health:?}",
         failures.join("\n")
     );
+    health.assert_healthy("every SDK, directory store");
 }

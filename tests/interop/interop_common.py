@@ -273,7 +273,15 @@ class Runner:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             print(f"FAIL {title}: {detail}", flush=True)
             if not isinstance(exc, CheckFailed):
-                traceback.print_exc(file=sys.stdout)
+                # Where in the scripts it broke; the SDK's inner frames and chained causes
+                # run to pages and rarely help.
+                here = os.path.dirname(os.path.abspath(__file__))
+                frames = [
+                    frame
+                    for frame in traceback.extract_tb(exc.__traceback__)
+                    if os.path.dirname(os.path.abspath(frame.filename)) == here
+                ]
+                print("".join(traceback.format_list(frames)).rstrip(), flush=True)
             return None
         self.passed += 1
         print(f"ok   {title} ({time.monotonic() - began:.2f}s)", flush=True)
