@@ -319,3 +319,54 @@ async fn an_upload_the_server_stops_reading_hits_the_idle_timeout() {
     assert_eq!(got.body.bytes().await.unwrap(), body);
     finish(server).await;
 }
+
+#[tokio::test]
+async fn presigned_urls_and_sts_tokens_are_accepted() {
+    let sts =
+        osspipe::Credentials::new("STS.test-id", "sts-secret").with_security_token("sts-token");
+    let server = LocalServer::builder()
+        .memory()
+        .bucket(BUCKET)
+        .credentials(sts.clone())
+        .start()
+        .await
+        .unwrap();
+    for version in [SignatureVersion::V4, SignatureVersion::V1] {
+        let client = builder(&server)
+            .with_credentials(sts.clone())
+            .with_signature_version(version)
+            .build()
+            .unwrap();
+        let key = format!("{version:?}/shared file+1.txt");
+        client
+            .put_object(
+                BUCKET,
+                &key,
+                Bytes::from_static(b"shared"),
+                &ObjectOptions::default(),
+            )
+            .await
+            .unwrap();
+        let url = client
+            .presign_get(BUCKET, &key, Duration::from_secs(300))
+            .await
+            .unwrap();
+        let response = reqwest::get(&url).await.unwrap();
+        assert_eq!(response.status(), 200, "{version:?} {url}");
+        assert_eq!(&response.bytes().await.unwrap()[..], b"shared");
+        // Tampering with the key breaks the signature.
+        let tampered = url.replace("shared%20file", "other%20file");
+        assert_eq!(reqwest::get(&tampered).await.unwrap().status(), 403);
+    }
+    // Without the token the server refuses.
+    let tokenless = builder(&server)
+        .with_credentials(osspipe::Credentials::new("STS.test-id", "sts-secret"))
+        .build()
+        .unwrap();
+    let error = tokenless
+        .head_object(BUCKET, "V4/shared file+1.txt")
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(403));
+    finish(server).await;
+}

@@ -58,6 +58,10 @@ use crate::{limits, Error, ErrorKind, Operation, Result};
 /// The MIME type of objects whose key has no known extension.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
+/// TCP keepalive probes on idle pooled connections, so a connection a NAT or load balancer
+/// silently dropped is noticed before a part is sent on it.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+
 /// Page size of the list operations (OSS's maximum).
 const LIST_PAGE_SIZE: u32 = limits::MAX_LIST_PAGE;
 
@@ -385,7 +389,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout())
             .pool_idle_timeout(config.pool_idle_timeout())
-            .tcp_keepalive(Duration::from_secs(30))
+            .tcp_keepalive(TCP_KEEPALIVE)
             .user_agent(config.user_agent())
             .redirect(reqwest::redirect::Policy::none())
             .build()
