@@ -3,7 +3,7 @@
 //! Each test starts `osspipe::server::LocalServer` in-process on `127.0.0.1:0`, runs one script
 //! from `tests/interop/` that drives an SDK against it (put/get/head, a multipart upload with the
 //! SDK's own CRC checks, ListParts, ListMultipartUploads, abort, presigned URLs and the error codes
-//! a real OSS returns), streams the script's output, and requires exit status 0.
+//! a real OSS returns, STS credentials), streams the script's output, and requires exit status 0.
 //!
 //! | script | SDK | signatures |
 //! |---|---|---|
@@ -31,6 +31,10 @@ use tokio::process::Command;
 /// The one access key the server knows. The scripts also try a wrong secret and an unknown id.
 const ACCESS_KEY_ID: &str = "LTAI5tInteropKeyId";
 const ACCESS_KEY_SECRET: &str = "interop-secret-for-local-tests";
+/// Temporary (STS) credentials the server also accepts: requests must carry the token.
+const STS_ACCESS_KEY_ID: &str = "STS.NTInteropTemporaryKey";
+const STS_ACCESS_KEY_SECRET: &str = "interop-sts-secret";
+const STS_SECURITY_TOKEN: &str = "CAIS-interop-security-token+/=";
 const REGION: &str = "cn-hangzhou";
 const BUCKET: &str = "interop";
 
@@ -167,6 +171,10 @@ struct RunningServer {
 async fn start_server(store: Store) -> RunningServer {
     let builder = LocalServer::builder()
         .credentials(Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET))
+        .add_credentials(
+            Credentials::new(STS_ACCESS_KEY_ID, STS_ACCESS_KEY_SECRET)
+                .with_security_token(STS_SECURITY_TOKEN),
+        )
         .region(REGION)
         .bucket(BUCKET);
     let (builder, directory) = match store {
@@ -211,6 +219,12 @@ async fn run_script(sdk: Sdk, endpoint: &str, store: Store) -> ScriptOutcome {
         .env("OSSPIPE_INTEROP_ENDPOINT", endpoint)
         .env("OSSPIPE_INTEROP_ACCESS_KEY_ID", ACCESS_KEY_ID)
         .env("OSSPIPE_INTEROP_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
+        .env("OSSPIPE_INTEROP_STS_ACCESS_KEY_ID", STS_ACCESS_KEY_ID)
+        .env(
+            "OSSPIPE_INTEROP_STS_ACCESS_KEY_SECRET",
+            STS_ACCESS_KEY_SECRET,
+        )
+        .env("OSSPIPE_INTEROP_STS_SECURITY_TOKEN", STS_SECURITY_TOKEN)
         .env("OSSPIPE_INTEROP_REGION", REGION)
         .env("OSSPIPE_INTEROP_BUCKET", BUCKET)
         .env("OSSPIPE_INTEROP_PREFIX", format!("{}/", sdk.name))

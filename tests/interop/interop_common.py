@@ -5,6 +5,8 @@ The cargo test `tests/interop.rs` starts the server and runs each script with th
     OSSPIPE_INTEROP_ENDPOINT           http://127.0.0.1:PORT
     OSSPIPE_INTEROP_ACCESS_KEY_ID      the one access key id the server knows
     OSSPIPE_INTEROP_ACCESS_KEY_SECRET  its secret
+    OSSPIPE_INTEROP_STS_ACCESS_KEY_ID, OSSPIPE_INTEROP_STS_ACCESS_KEY_SECRET,
+    OSSPIPE_INTEROP_STS_SECURITY_TOKEN temporary credentials the server also accepts
     OSSPIPE_INTEROP_REGION             e.g. cn-hangzhou (V4 signing scope)
     OSSPIPE_INTEROP_BUCKET             the server's bucket
     OSSPIPE_INTEROP_PREFIX             a key prefix owned by this run, so runs can share a server
@@ -47,6 +49,7 @@ MSG_SIGNATURE = (
     "Check your key and signing method."
 )
 MSG_INVALID_AK = "The OSS Access Key Id you provided does not exist in our records."
+MSG_INVALID_TOKEN = "The security token you provided is invalid."
 
 MIN_PART_SIZE = 102400  # OSS: every part but the last must be >= 100 KB (102400 accepted).
 
@@ -70,6 +73,9 @@ class Config:
         self.endpoint = need("OSSPIPE_INTEROP_ENDPOINT")
         self.access_key_id = need("OSSPIPE_INTEROP_ACCESS_KEY_ID")
         self.access_key_secret = need("OSSPIPE_INTEROP_ACCESS_KEY_SECRET")
+        self.sts_access_key_id = need("OSSPIPE_INTEROP_STS_ACCESS_KEY_ID")
+        self.sts_access_key_secret = need("OSSPIPE_INTEROP_STS_ACCESS_KEY_SECRET")
+        self.sts_security_token = need("OSSPIPE_INTEROP_STS_SECURITY_TOKEN")
         self.region = need("OSSPIPE_INTEROP_REGION")
         self.bucket = need("OSSPIPE_INTEROP_BUCKET")
         self.prefix = need("OSSPIPE_INTEROP_PREFIX")
