@@ -596,15 +596,16 @@ fn abort_upload(
             Ok(Ok(upload_id)) => {
                 tracing::info!(key = %common.key, "aborted multipart upload {upload_id}")
             }
-            Ok(Err(error)) => match error.upload_id() {
-                Some(upload_id) => tracing::warn!(
-                    key = %common.key,
-                    "could not abort multipart upload {upload_id} ({error}); clean it up with `{}`",
-                    common.cleanup_command(upload_id)
-                ),
-                // Initiate itself failed: there is nothing to abort.
-                None => {}
-            },
+            Ok(Err(error)) => {
+                // Without an upload id, Initiate itself failed: there is nothing to abort.
+                if let Some(upload_id) = error.upload_id() {
+                    tracing::warn!(
+                        key = %common.key,
+                        "could not abort multipart upload {upload_id} ({error}); clean it up with `{}`",
+                        common.cleanup_command(upload_id)
+                    );
+                }
+            }
             Err(_) => tracing::warn!(
                 key = %common.key,
                 "aborting the multipart upload took longer than {ABORT_TIMEOUT:?}; list it with ListMultipartUploads and abort it"
