@@ -6,7 +6,7 @@
 //! The crate has three layers:
 //! - the OSS protocol client ([`Client`]): signing (V4 and V1), the multipart API, Put/Get/Head,
 //!   typed errors, CRC-64 checks and retries;
-//! - the streaming writer (`upload`): an [`tokio::io::AsyncWrite`] sink that cuts the stream into
+//! - the streaming writer ([`ObjectWriter`]): an [`tokio::io::AsyncWrite`] sink that cuts the stream into
 //!   parts, sends them concurrently within a memory budget and completes the object on shutdown;
 //! - the local OSS-compatible server (feature `server`), used by tests, benchmarks and the CLI's
 //!   embedded default.
@@ -27,5 +27,9 @@ pub mod target;
 pub mod upload;
 pub mod xml;
 
+pub use client::{Bucket, Client};
+pub use config::ClientBuilder;
 pub use credentials::Credentials;
-pub use error::{Error, ErrorKind, Operation, Result};
+pub use error::{Error, ErrorKind, Operation, Result, ServiceError};
+pub use target::{MultipartTarget, ObjectOptions};
+pub use upload::{ObjectWriter, ObjectWriterBuilder, PartSizePlan, UploadOutcome};
