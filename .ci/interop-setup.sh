@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${OSSPIPE_INTEROP_TARGET:-${CARGO_TARGET_DIR:-$ROOT/target}}
 case "$TARGET" in /*) ;; *) TARGET="$ROOT/$TARGET" ;; esac
-PYTHON=${PYTHON:-python3}
+PYTHON=${OSSPIPE_INTEROP_PYTHON:-python3}
 INTEROP="$ROOT/tests/interop"
 VENV="$TARGET/interop-venv"
 NODE_DIR="$TARGET/interop-node"
@@ -36,7 +36,7 @@ hash_stdin() {
 
 # ---- Python ----------------------------------------------------------------------------------
 command -v "$PYTHON" >/dev/null 2>&1 ||
-  fail "'$PYTHON' not found: the interop tests need Python 3 (set PYTHON=/path/to/python3)"
+  fail "'$PYTHON' not found: the interop tests need Python 3 (set OSSPIPE_INTEROP_PYTHON=/path/to/python3)"
 PY_VERSION=$("$PYTHON" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])') ||
   fail "'$PYTHON' does not run"
 "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' ||

@@ -50,6 +50,7 @@ MSG_SIGNATURE = (
 )
 MSG_INVALID_AK = "The OSS Access Key Id you provided does not exist in our records."
 MSG_INVALID_TOKEN = "The security token you provided is invalid."
+MSG_TOO_SKEWED = "The difference between the request time and the current time is too large."
 
 MIN_PART_SIZE = 102400  # OSS: every part but the last must be >= 100 KB (102400 accepted).
 

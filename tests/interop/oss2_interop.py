@@ -9,6 +9,7 @@ import argparse
 import os
 import re
 import tempfile
+import time
 
 import oss2
 import oss2.credentials
@@ -27,6 +28,7 @@ from interop_common import (
     MSG_NO_SUCH_UPLOAD,
     MSG_PART_NUMBER,
     MSG_SIGNATURE,
+    MSG_TOO_SKEWED,
     TRICKY_KEY_TAIL,
     Config,
     Runner,
@@ -500,6 +502,25 @@ class Oss2Interop:
             "HeadObject with an unknown key id (from x-oss-err)",
         )
 
+    def clock_skew(self):
+        # oss2's V1 signer stamps `Date` with oss2.utils.http_date(); make it 20 minutes slow.
+        real_http_date = oss2.utils.http_date
+        oss2.utils.http_date = lambda timeval=None: real_http_date(time.time() - 20 * 60)
+        try:
+            expect_service_error(
+                lambda: self.bucket.get_object(self.small_key),
+                decode, 403, "RequestTimeTooSkewed", MSG_TOO_SKEWED, None,
+                "GetObject dated 20 minutes ago",
+            )
+        finally:
+            oss2.utils.http_date = real_http_date
+        # 10 minutes is within OSS's 15-minute window.
+        oss2.utils.http_date = lambda timeval=None: real_http_date(time.time() - 10 * 60)
+        try:
+            expect_eq(self.bucket.get_object(self.small_key).read(), self.small_data, "10 min")
+        finally:
+            oss2.utils.http_date = real_http_date
+
     # ---- STS (temporary) credentials ---------------------------------------------------------
 
     def sts_bucket(self, token=None):
@@ -594,6 +615,8 @@ def main():
     c("InvalidDigest on Put and UploadPart", suite.invalid_digest)
     c("SignatureDoesNotMatch with a wrong secret", suite.wrong_secret)
     c("InvalidAccessKeyId with an unknown key id", suite.unknown_access_key)
+    if args.auth == "v1":
+        c("RequestTimeTooSkewed for a Date 20 minutes off", suite.clock_skew)
     c("STS credentials: Put/Get/multipart/presigned GET", suite.sts_round_trip)
     c("InvalidSecurityToken with a wrong STS token", suite.sts_wrong_token)
     c(f"presigned GET URL ({args.auth}) via urllib", suite.presigned_get)

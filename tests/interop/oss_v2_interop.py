@@ -257,6 +257,31 @@ class V2Interop:
         for upload in result.uploads:
             expect(upload.initiated is not None, "upload without Initiated")
 
+    def list_uploads_paging(self):
+        # Three uploads (two on one key), listed two per page by the SDK's paginator:
+        # NextKeyMarker / NextUploadIdMarker must lead to the rest, in key then upload order.
+        prefix = self.cfg.key("paging/")
+        started = [
+            (prefix + "a", self.initiate(prefix + "a")),
+            (prefix + "b", self.initiate(prefix + "b")),
+            (prefix + "b", self.initiate(prefix + "b")),
+        ]
+        paginator = self.client.list_multipart_uploads_paginator(limit=2)
+        pages = [
+            [(u.key, u.upload_id) for u in page.uploads or []]
+            for page in paginator.iter_page(
+                oss.ListMultipartUploadsRequest(bucket=self.b, prefix=prefix)
+            )
+        ]
+        expect_eq([len(p) for p in pages], [2, 1], "uploads per page")
+        listed = [u for page in pages for u in page]
+        expect_eq(sorted(listed), sorted(started), "uploads listed across pages")
+        expect_eq(
+            [k for k, _ in listed], sorted(k for k, _ in listed), "uploads listed in key order"
+        )
+        for key, upload_id in started:
+            self.abort(key, upload_id)
+
     def mp_complete(self):
         mp = self.mp
         result = self.complete(mp["key"], mp["upload_id"], mp["parts"])
@@ -602,6 +627,7 @@ def main():
     c("multipart: UploadPart x4 out of order, CRC checked", suite.mp_upload_parts)
     c("multipart: ListParts incl. paging", suite.mp_list_parts)
     c("multipart: ListMultipartUploads", suite.mp_list_uploads)
+    c("ListMultipartUploads paging (paginator, limit 2)", suite.list_uploads_paging)
     c("multipart: Complete", suite.mp_complete)
     c("multipart: HEAD/GET/range of the result", suite.mp_read_back)
     c("multipart: Complete with x-oss-complete-all", suite.complete_all)
