@@ -1,0 +1,440 @@
+//! `osspipe put`: standard input (or a file) into one object.
+//!
+//! A reader thread does large blocking reads (1 MiB) and hands `Bytes` to the async side over
+//! a small bounded channel, so memory stays bounded by the writer's budget plus a few chunks.
+//! Every wait (for input, for the writer, for Complete) races SIGINT/SIGTERM: a signal before
+//! the end aborts the upload (or keeps its parts with `--keep-parts-on-error`). The object is
+//! completed only after the input reached its end; a read error or a signal never completes a
+//! truncated object.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use osspipe::target::{MultipartTarget, ObjectOptions};
+use osspipe::upload::{ObjectWriter, UploadOutcome};
+use osspipe::{limits, Error};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::cli::PutArgs;
+use crate::connect::{destination, Connection, EnvCredentials};
+use crate::parse::{human_bytes, shell_quote, OssUrl};
+use crate::progress::{self, eprintln_clean, ProgressLine};
+use crate::report::Failure;
+use crate::signals::Signals;
+
+/// The size of one read from the input. Large reads keep the syscall count low on a fast pipe;
+/// a read returns what the pipe holds, so a slow producer is not held back.
+const READ_CHUNK: usize = 1024 * 1024;
+
+/// A read buffer with less room than this is replaced by a fresh one, so reads stay large.
+const MIN_READ_ROOM: usize = 64 * 1024;
+
+/// Chunks read ahead of the writer (each at most [`READ_CHUNK`]).
+const READ_AHEAD: usize = 8;
+
+/// After standard input ends, how long a SIGINT/SIGTERM still counts as "before the end".
+///
+/// Ctrl-C on a terminal signals the whole pipeline at once: the producer dies, which closes
+/// the pipe, and our own SIGINT may be handled a moment after the end of input is seen. Without
+/// this grace, `head -c 10G /dev/urandom | osspipe put ...` interrupted by Ctrl-C could complete
+/// a truncated object.
+const EOF_SIGNAL_GRACE: Duration = Duration::from_millis(50);
+
+/// Runs `osspipe put`.
+///
+/// # Errors
+/// A [`Failure`] carrying the exit code: 2 for bad usage (before any request), 1 for a failed
+/// upload, 130 when interrupted.
+pub(crate) async fn run(args: PutArgs, quiet: bool) -> Result<(), Failure> {
+    let options = object_options(&args)?;
+    let input = Input::open(&args)?;
+    let destination = destination(&args.connect, EnvCredentials::from_env())?;
+    let mut signals = Signals::new()
+        .map_err(|e| Failure::failed(format!("cannot listen for SIGINT/SIGTERM: {e}")))?;
+    let connection = Connection::open(destination, quiet).await?;
+    let result = upload(&args, options, input, &connection, &mut signals, quiet).await;
+    connection.close().await;
+    result
+}
+
+/// The object's headers from the flags, checked before anything is sent.
+fn object_options(args: &PutArgs) -> Result<ObjectOptions, Failure> {
+    limits::validate_metadata(&args.meta)
+        .map_err(|e| Failure::usage(format!("invalid --meta: {e}")))?;
+    let mut options = ObjectOptions::default();
+    options.content_type = args.content_type.clone();
+    options.metadata = args.meta.clone();
+    options.storage_class = args.storage_class.clone();
+    options.tagging = args.tagging.clone();
+    options.forbid_overwrite = args.forbid_overwrite;
+    options.acl = args.acl.clone();
+    Ok(options)
+}
+
+/// Where the bytes come from.
+struct Input {
+    /// "standard input" or the file's path, for messages.
+    name: String,
+    /// Whether this is standard input (which ends when the producer dies).
+    is_stdin: bool,
+    /// The size, when it is a regular file.
+    size: Option<u64>,
+    reader: Box<dyn Read + Send>,
+}
+
+impl Input {
+    fn open(args: &PutArgs) -> Result<Self, Failure> {
+        match &args.file {
+            None => Ok(Self {
+                name: "standard input".to_owned(),
+                is_stdin: true,
+                size: None,
+                reader: Box::new(io::stdin()),
+            }),
+            Some(path) => {
+                let file = File::open(path).map_err(|e| {
+                    Failure::usage(format!("cannot open --file {}: {e}", path.display()))
+                })?;
+                let metadata = file.metadata().map_err(|e| {
+                    Failure::usage(format!("cannot read --file {}: {e}", path.display()))
+                })?;
+                if metadata.is_dir() {
+                    return Err(Failure::usage(format!(
+                        "--file {} is a directory",
+                        path.display()
+                    )));
+                }
+                Ok(Self {
+                    name: path.display().to_string(),
+                    is_stdin: false,
+                    size: metadata.is_file().then_some(metadata.len()),
+                    reader: Box::new(file),
+                })
+            }
+        }
+    }
+
+    /// Starts the reader thread. The channel ends (`None`) at the end of input, after an error,
+    /// or never if the input never ends; the thread stops when the receiver is dropped.
+    fn spawn(self) -> mpsc::Receiver<io::Result<Bytes>> {
+        let (sender, receiver) = mpsc::channel(READ_AHEAD);
+        let mut reader = self.reader;
+        let spawned = std::thread::Builder::new()
+            .name("osspipe-read".to_owned())
+            .spawn(move || {
+                // One allocation serves many short reads (a pipe gives at most 64 KiB at a
+                // time): each read's bytes are split off and sent, sharing the buffer.
+                let mut buffer = BytesMut::zeroed(READ_CHUNK);
+                loop {
+                    if buffer.len() < MIN_READ_ROOM {
+                        buffer = BytesMut::zeroed(READ_CHUNK);
+                    }
+                    let message = match reader.read(&mut buffer[..]) {
+                        Ok(0) => return,
+                        Ok(read) => Ok(buffer.split_to(read).freeze()),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => Err(e),
+                    };
+                    let failed = message.is_err();
+                    if sender.blocking_send(message).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            // Without a reader thread there is no input: report it as a read error.
+            let (sender, receiver) = mpsc::channel(1);
+            let _ = sender.try_send(Err(error));
+            return receiver;
+        }
+        receiver
+    }
+}
+
+/// Why the stream stopped before its end.
+enum Stop {
+    /// SIGINT or SIGTERM.
+    Signal(&'static str),
+    /// Reading the input failed.
+    Input(io::Error),
+    /// The writer failed (it has aborted the upload).
+    Writer(Error),
+}
+
+async fn upload(
+    args: &PutArgs,
+    options: ObjectOptions,
+    input: Input,
+    connection: &Connection,
+    signals: &mut Signals,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let url = &args.url;
+    let target: Arc<dyn MultipartTarget> = Arc::new(connection.client.bucket(&url.bucket));
+    let mut builder = ObjectWriter::builder(target, &url.key)
+        .options(options)
+        .keep_parts_on_drop(args.keep_parts_on_error);
+    if let Some(part_size) = args.part_size {
+        builder = builder.part_size(part_size);
+    }
+    if let Some(max_memory) = args.max_memory {
+        builder = builder.max_memory(max_memory);
+    }
+    if let Some(concurrency) = args.concurrency {
+        builder = builder.max_in_flight(usize::from(concurrency));
+    }
+    if let Some(hint) = args.expected_size.or(input.size) {
+        builder = builder.size_hint(hint);
+    }
+    // Nothing has been sent yet: a refused setting is a usage error.
+    let mut writer = builder.build().map_err(|e| Failure::usage(e.to_string()))?;
+
+    let started = Instant::now();
+    let line = ProgressLine::new(progress::enabled(quiet), "put", input.size);
+    let follower = line.follow_upload(writer.subscribe());
+    let input_name = input.name.clone();
+    let is_stdin = input.is_stdin;
+    let mut chunks = input.spawn();
+
+    let mut stop = loop {
+        let next = tokio::select! {
+            biased;
+            signal = signals.recv() => break Some(Stop::Signal(signal)),
+            next = chunks.recv() => next,
+        };
+        match next {
+            None => break None,
+            Some(Err(error)) => break Some(Stop::Input(error)),
+            Some(Ok(chunk)) => {
+                tokio::select! {
+                    biased;
+                    signal = signals.recv() => break Some(Stop::Signal(signal)),
+                    written = writer.write_bytes(chunk) => {
+                        if let Err(error) = written {
+                            break Some(Stop::Writer(error));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if stop.is_none() && is_stdin {
+        tokio::select! {
+            biased;
+            signal = signals.recv() => stop = Some(Stop::Signal(signal)),
+            () = tokio::time::sleep(EOF_SIGNAL_GRACE) => {}
+        }
+    }
+    if stop.is_none() {
+        tokio::select! {
+            biased;
+            signal = signals.recv() => stop = Some(Stop::Signal(signal)),
+            finished = writer.shutdown() => {
+                if let Err(error) = finished {
+                    stop = Some(Stop::Writer(Error::from_io(error)));
+                }
+            }
+        }
+    }
+    // The reader thread stops at its next send.
+    drop(chunks);
+
+    let Some(stop) = stop else {
+        let outcome = writer
+            .outcome()
+            .cloned()
+            .ok_or_else(|| Failure::failed("the writer finished without an outcome"))?;
+        drop(writer);
+        let _ = follower.await;
+        line.clear();
+        print_outcome(url, &outcome, started.elapsed(), args.json);
+        return Ok(());
+    };
+    let accepted = writer.progress().bytes_accepted;
+    let failure = match stop {
+        Stop::Signal(signal) => Failure::interrupted(format!(
+            "interrupted by {signal} after {} of {input_name}",
+            human_bytes(accepted)
+        )),
+        Stop::Input(error) => Failure::failed(format!(
+            "reading {input_name} failed after {}: {error}",
+            human_bytes(accepted)
+        )),
+        Stop::Writer(error) => {
+            drop(writer);
+            line.clear();
+            let failure = Failure::from_error(&error);
+            let fate = match error.upload_id() {
+                Some(id) => format!("note: upload {id} was aborted; no object was written"),
+                None => "note: no object was written".to_owned(),
+            };
+            return Err(failure.first_note(fate));
+        }
+    };
+    let fate = if args.keep_parts_on_error {
+        keep_parts(writer, url, connection, signals, &line).await
+    } else {
+        abort(writer, url, connection, signals, &line).await
+    };
+    line.clear();
+    Err(fate.into_iter().fold(failure, Failure::note))
+}
+
+/// Aborts the upload after an interruption or a read error; a second signal stops waiting.
+async fn abort(
+    writer: ObjectWriter,
+    url: &OssUrl,
+    connection: &Connection,
+    signals: &mut Signals,
+    line: &ProgressLine,
+) -> Vec<String> {
+    let upload_id = writer.upload_id().map(str::to_owned);
+    if upload_id.is_some() {
+        line.clear();
+        eprintln_clean("osspipe: aborting the upload (send the signal again to stop waiting)");
+    }
+    tokio::select! {
+        biased;
+        _ = signals.recv() => match upload_id {
+            Some(id) => vec![
+                format!("note: stopped before upload {id} was aborted; its parts may remain"),
+                format!(
+                    "note: delete them with: {}",
+                    command("abort", url, &id, connection)
+                ),
+            ],
+            None => vec![
+                "note: stopped while the upload was starting; list what is left with: osspipe \
+                 uploads"
+                    .to_owned()
+                    + &format!(" oss://{}{}", url.bucket, connection.repeat_flags()),
+            ],
+        },
+        aborted = writer.abort() => match (aborted, upload_id) {
+            (Err(error), _) => vec![format!("note: the upload had already failed: {error}")],
+            (Ok(()), Some(id)) => {
+                vec![format!("note: upload {id} was aborted; no object was written")]
+            }
+            (Ok(()), None) => vec!["note: no object was written".to_owned()],
+        },
+    }
+}
+
+/// Keeps the uploaded parts after an interruption or a read error: waits for the parts in
+/// flight (a second signal stops waiting), then leaves the upload for `osspipe recover`.
+async fn keep_parts(
+    mut writer: ObjectWriter,
+    url: &OssUrl,
+    connection: &Connection,
+    signals: &mut Signals,
+    line: &ProgressLine,
+) -> Vec<String> {
+    let in_flight = writer.progress().parts_in_flight;
+    if in_flight > 0 {
+        line.clear();
+        eprintln_clean(&format!(
+            "osspipe: waiting for {in_flight} part{} in flight (send the signal again to stop \
+             waiting)",
+            if in_flight == 1 { "" } else { "s" }
+        ));
+    }
+    let waited = tokio::select! {
+        biased;
+        _ = signals.recv() => None,
+        durable = writer.sync_durable(false) => Some(durable),
+    };
+    let progress = writer.progress();
+    let upload_id = writer.upload_id().map(str::to_owned);
+    if let Some(Err(error)) = &waited {
+        return vec![format!(
+            "note: the upload failed while its last parts were sent ({error}); no object was \
+             written"
+        )];
+    }
+    // Dropping a writer built with keep_parts_on_drop leaves the upload as it is.
+    drop(writer);
+    match upload_id {
+        None => vec!["note: nothing had been uploaded yet; no object was written".to_owned()],
+        Some(id) => vec![
+            format!(
+                "note: kept upload {id}: {} part{} ({}) reached OSS{}",
+                progress.parts_acknowledged,
+                if progress.parts_acknowledged == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                human_bytes(progress.bytes_durable),
+                if waited.is_none() {
+                    "; parts still in flight may or may not have"
+                } else {
+                    ""
+                }
+            ),
+            format!(
+                "note: complete the object from them with: {}",
+                command("recover", url, &id, connection)
+            ),
+            format!(
+                "note: or delete them with: {}",
+                command("abort", url, &id, connection)
+            ),
+        ],
+    }
+}
+
+/// `osspipe VERB oss://bucket/key --upload-id ID [--local-dir DIR]`, quoted for a shell.
+fn command(verb: &str, url: &OssUrl, upload_id: &str, connection: &Connection) -> String {
+    format!(
+        "osspipe {verb} {} --upload-id {}{}",
+        shell_quote(&url.to_string()),
+        shell_quote(upload_id),
+        connection.repeat_flags()
+    )
+}
+
+/// The summary line (or JSON object) on stdout.
+fn print_outcome(url: &OssUrl, outcome: &UploadOutcome, elapsed: Duration, json: bool) {
+    let seconds = elapsed.as_secs_f64();
+    let etag = outcome.etag.trim_matches('"');
+    if json {
+        let value = serde_json::json!({
+            "bucket": url.bucket,
+            "key": url.key,
+            "size": outcome.size,
+            "parts": outcome.parts,
+            "etag": etag,
+            "crc64": outcome.crc64.to_string(),
+            "upload_id": outcome.upload_id,
+            "seconds": (seconds * 1000.0).round() / 1000.0,
+        });
+        println!("{value}");
+        return;
+    }
+    let how = match &outcome.upload_id {
+        Some(id) => format!(
+            "{} part{} (upload {id})",
+            outcome.parts,
+            if outcome.parts == 1 { "" } else { "s" }
+        ),
+        None => "one PutObject".to_owned(),
+    };
+    let rate = if seconds > 0.0 {
+        format!(
+            " ({}/s)",
+            human_bytes((outcome.size as f64 / seconds) as u64)
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "{url}: {} ({} bytes) in {how}, {seconds:.2} s{rate}, crc64 {}, etag {etag}",
+        human_bytes(outcome.size),
+        outcome.size,
+        outcome.crc64,
+    );
+}
