@@ -104,16 +104,16 @@ pub(crate) struct PutArgs {
 
     /// The first part's size (100KiB-5GiB); later parts grow by the part-size plan
     /// [default: 8MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_part_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_part_size, allow_negative_numbers = true)]
     pub(crate) part_size: Option<u64>,
 
     /// The memory budget for part buffers; it caps the part size at half of it and so bounds
     /// the largest stream (256MiB holds about 1 TiB) [default: 256MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
     pub(crate) max_memory: Option<u64>,
 
     /// The most parts uploaded at once [default: 4].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), allow_negative_numbers = true)]
     pub(crate) concurrency: Option<u16>,
 
     /// The object's Content-Type [default: guessed from the key's extension].
@@ -143,7 +143,7 @@ pub(crate) struct PutArgs {
 
     /// The stream's expected size, a hint: parts grow so it fits in evenly sized parts
     /// (a longer stream still works).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, allow_negative_numbers = true)]
     pub(crate) expected_size: Option<u64>,
 
     /// On interruption or a read error, keep the uploaded parts and print the upload id and
@@ -356,6 +356,8 @@ mod tests {
             &["put", "oss://demo/a", "--part-size", "0"][..],
             &["put", "oss://demo/a", "--part-size", "8XB"],
             &["put", "oss://demo/a", "--max-memory", "-1"],
+            &["put", "oss://demo/a", "--part-size", "-1"],
+            &["put", "oss://demo/a", "--concurrency", "-2"],
             &["put", "oss://demo/a", "--concurrency", "0"],
             &["put", "oss://demo"],
             &["put", "demo/a"],
