@@ -24,6 +24,9 @@
 //!          | "bad-crc"               answer with a wrong x-oss-hash-crc64ecma
 //!          | "lose-response"         do the work, then drop the connection unanswered
 //!          | "skew"                  answer 403 RequestTimeTooSkewed
+//!          | "panic"                 panic inside the handler (tests the server's panic
+//!                                    guard: the client gets 500 InternalError and
+//!                                    `LocalServer::panics` counts it)
 //! OPTION   = "nth=" N                only from the N-th matching request on (1-based)
 //!          | "every=" N              only every N-th matching request (N, 2N, 3N, ...)
 //!          | "part=" N               only requests for part number N
@@ -104,6 +107,8 @@ pub enum FaultAction {
     LoseResponse,
     /// Answer 403 `RequestTimeTooSkewed`.
     RequestTimeTooSkewed,
+    /// Panic inside the request handler, to exercise the server's panic guard.
+    Panic,
 }
 
 /// One scripted fault: which requests it hits, what it does, and how often at most.
@@ -191,6 +196,12 @@ impl FaultRule {
         Self::new(operation, FaultAction::RequestTimeTooSkewed)
     }
 
+    /// Panic inside the handler (the server answers `500 InternalError` and counts it in
+    /// `LocalServer::panics`).
+    pub fn panic(operation: Option<Operation>) -> Self {
+        Self::new(operation, FaultAction::Panic)
+    }
+
     /// Hit only from the `n`-th matching request on (1-based). With the default `times` of 1,
     /// exactly the `n`-th request.
     pub fn nth(mut self, n: u64) -> Self {
@@ -261,6 +272,7 @@ impl fmt::Display for FaultRule {
             FaultAction::WrongCrc => f.write_str(":bad-crc")?,
             FaultAction::LoseResponse => f.write_str(":lose-response")?,
             FaultAction::RequestTimeTooSkewed => f.write_str(":skew")?,
+            FaultAction::Panic => f.write_str(":panic")?,
         }
         if let Some(n) = self.nth {
             write!(f, ":nth={n}")?;
@@ -355,6 +367,7 @@ impl FromStr for FaultRule {
                 "bad-crc" => FaultAction::WrongCrc,
                 "lose-response" => FaultAction::LoseResponse,
                 "skew" => FaultAction::RequestTimeTooSkewed,
+                "panic" => FaultAction::Panic,
                 "reset" => FaultAction::ResetBody { after_bytes: 0 },
                 other => return Err(ParseFaultError(format!("unknown action {other:?}"))),
             }
@@ -435,6 +448,7 @@ pub(crate) struct FaultPlan {
     pub(crate) body: Option<BodyFault>,
     pub(crate) wrong_crc: bool,
     pub(crate) lose_response: bool,
+    pub(crate) panic: bool,
 }
 
 /// A fault that fires part-way through a body.
@@ -587,6 +601,7 @@ impl Faults {
                 FaultAction::WrongCrc => plan.wrong_crc = true,
                 FaultAction::LoseResponse => plan.lose_response = true,
                 FaultAction::RequestTimeTooSkewed => plan.skew = true,
+                FaultAction::Panic => plan.panic = true,
             }
         }
         plan
@@ -608,6 +623,7 @@ mod tests {
             "GetObject:stall=250@1024",
             "PutObject:delay=10:nth=3",
             "UploadPart:bad-crc:times=unlimited",
+            "HeadObject:panic",
         ] {
             let rule: FaultRule = text.parse().unwrap();
             assert_eq!(rule.to_string(), text);

@@ -960,7 +960,7 @@ enum Entry<T> {
 
 /// Pages sorted `(key, item)` pairs that come after the marker: keys outside `prefix` are
 /// skipped, keys with `delimiter` after the prefix roll up into one common prefix (counted
-/// once), and a common prefix not after `marker` is skipped (its keys were listed already).
+/// once), and a common prefix equal to `marker` is skipped (the last page ended on it).
 /// Returns the page and whether more follows.
 fn page<T>(
     items: impl Iterator<Item = (String, T)>,
@@ -987,7 +987,9 @@ fn page<T>(
             })
             .flatten();
         if let Some(common) = rolled {
-            if common.as_str() <= marker {
+            // The previous page ended on this very prefix. (A marker inside the prefix's
+            // range came from a page listed without the delimiter: report the prefix.)
+            if common == marker {
                 continue;
             }
             if matches!(out.last(), Some(Entry::Prefix(last)) if *last == common) {

@@ -243,9 +243,15 @@ impl BodyReader {
         self.finished || (self.held.is_none() && hyper::body::Body::is_end_stream(&self.incoming))
     }
 
-    /// Reads and discards the rest (up to `limit` bytes), without faults.
+    /// Reads and discards the rest (up to `limit` bytes), without faults. A body declared
+    /// longer than `limit` is left alone (hyper closes the connection after the answer): the
+    /// client may never send it, having asked for more than OSS allows.
     async fn drain(&mut self, limit: u64) {
         self.fault = None;
+        let declared = hyper::body::Body::size_hint(&self.incoming).exact();
+        if declared.is_some_and(|len| len > limit) {
+            return;
+        }
         let mut drained = 0u64;
         while drained < limit {
             match self.chunk().await {
@@ -521,6 +527,9 @@ async fn run(
 ) -> Result<Response<ResponseBody>, Failure> {
     if !plan.delay.is_zero() {
         tokio::time::sleep(plan.delay).await;
+    }
+    if plan.panic {
+        panic!("panic injected by a fault rule");
     }
     if plan.skew {
         return Err(OssError::request_time_too_skewed().into());
