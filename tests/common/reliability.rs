@@ -773,3 +773,80 @@ pub fn assert_service_error(error: &Error, status: u16, code: &str) {
     let text = error.to_string();
     assert!(text.contains(code), "the message names the code: {text}");
 }
+
+// ----- the built CLI --------------------------------------------------------------------------
+
+/// Running the built `osspipe` binary (feature `cli`).
+#[cfg(feature = "cli")]
+pub mod cli {
+    use std::ffi::OsStr;
+    use std::path::Path;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    /// Every environment variable the CLI reads, removed so the tests' own environment never
+    /// leaks in.
+    pub const CLI_ENV: &[&str] = &[
+        "OSS_ACCESS_KEY_ID",
+        "OSS_ACCESS_KEY_SECRET",
+        "OSS_SESSION_TOKEN",
+        "OSS_ENDPOINT",
+        "OSS_REGION",
+        "RUST_LOG",
+    ];
+
+    /// The path of the built binary.
+    pub const OSSPIPE: &str = env!("CARGO_BIN_EXE_osspipe");
+
+    /// `osspipe ARGS` in `dir`, with a clean environment, stdin closed, output captured, and
+    /// killed when dropped.
+    pub fn osspipe<I, S>(dir: &Path, args: I) -> tokio::process::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = tokio::process::Command::new(OSSPIPE);
+        command
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for name in CLI_ENV {
+            command.env_remove(name);
+        }
+        command
+    }
+
+    /// What a finished command did.
+    #[derive(Debug)]
+    pub struct Ran {
+        /// The exit code (`None` if killed by a signal).
+        pub code: Option<i32>,
+        /// Standard output.
+        pub stdout: String,
+        /// Standard error.
+        pub stderr: String,
+    }
+
+    impl Ran {
+        /// Stdout and stderr together, for messages.
+        pub fn both(&self) -> String {
+            format!("stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        }
+    }
+
+    /// Runs `command` to completion (at most 60 s).
+    pub async fn run(mut command: tokio::process::Command) -> Ran {
+        let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+            .await
+            .expect("osspipe finishes within 60 s")
+            .expect("osspipe runs");
+        Ran {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
