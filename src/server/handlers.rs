@@ -139,7 +139,6 @@ fn store_error(e: StoreError, cx: &Cx<'_>, no_such_upload_ec: &'static str) -> F
             etag,
         } => OssError::entity_too_small(part_number, size, &etag),
         StoreError::FileAlreadyExists => OssError::file_already_exists(""),
-        StoreError::NoParts => OssError::malformed_xml(),
         StoreError::Io(e) => OssError::internal(e),
     })
 }
@@ -628,6 +627,23 @@ async fn get_object(cx: &Cx<'_>, head: bool) -> HandlerResult {
         .map_err(|e| store_error(e, cx, ""))?
         .ok_or_else(|| OssError::no_such_key(cx.key()))?;
     let meta = &version.meta;
+    if cx.route.query.has("objectMeta") {
+        // GetObjectMeta: the basic metadata only (the SDKs' "does it exist" call).
+        let mut response = empty_response(StatusCode::OK);
+        set(&mut response, "content-length", &meta.size.to_string());
+        set(&mut response, "etag", &meta.etag);
+        set(
+            &mut response,
+            "last-modified",
+            &http_date(meta.last_modified),
+        );
+        set(
+            &mut response,
+            "x-oss-hash-crc64ecma",
+            &meta.crc64.to_string(),
+        );
+        return Ok(response);
+    }
     if let Some(response) = check_conditions(cx, meta)? {
         return Ok(response);
     }

@@ -116,7 +116,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "lifecycle",
     "location",
     "logging",
-    "objectMeta",
     "policy",
     "referer",
     "restore",
@@ -188,6 +187,8 @@ pub(crate) fn route(
         (Some(_), &Method::POST) if query.has("uploads") => Operation::InitiateMultipartUpload,
         (Some(_), &Method::POST) if query.has("uploadId") => Operation::CompleteMultipartUpload,
         (Some(_), &Method::GET) if query.has("uploadId") => Operation::ListParts,
+        // GetObjectMeta (`?objectMeta`, HEAD in the SDKs) is answered as a reduced HEAD.
+        (Some(_), &Method::GET) if query.has("objectMeta") => Operation::HeadObject,
         (Some(_), &Method::GET) => Operation::GetObject,
         (Some(_), &Method::HEAD) => Operation::HeadObject,
         (Some(_), &Method::DELETE) if query.has("uploadId") => Operation::AbortMultipartUpload,

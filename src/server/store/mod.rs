@@ -173,8 +173,6 @@ pub(crate) enum StoreError {
         etag: String,
     },
     FileAlreadyExists,
-    /// Complete with nothing to assemble.
-    NoParts,
     Io(io::Error),
 }
 
@@ -192,7 +190,8 @@ fn etag_matches(stored: &str, sent: &str) -> bool {
 }
 
 /// The ETag of a multipart object: `"<MD5 of the parts' binary MD5s>-<N>"`, upper-case, as OSS
-/// writes it. Opaque part ETags that are not hex are hashed as text.
+/// writes it. Opaque part ETags that are not hex are hashed as text. Zero parts give the MD5 of
+/// nothing and `-0` (what OSS answers there is unconfirmed).
 fn multipart_etag(parts: &[&Part]) -> String {
     let mut md5 = Md5::new();
     for part in parts {
@@ -537,10 +536,10 @@ impl Store {
                     .collect::<Result<_, _>>()?,
                 PartSelection::All => upload.parts.values().collect(),
             };
-            if chosen.is_empty() {
-                return Err(StoreError::NoParts);
-            }
-            if let Some(small) = chosen[..chosen.len() - 1]
+            // Zero parts is allowed: both official v2 SDKs' uploaders complete an empty stream
+            // of unknown size this way and expect an empty object with CRC 0.
+            let but_last = &chosen[..chosen.len().saturating_sub(1)];
+            if let Some(small) = but_last
                 .iter()
                 .find(|p| p.meta.size < crate::limits::MIN_PART_SIZE)
             {
@@ -786,6 +785,24 @@ mod tests {
             store.abort("bkt", &id, "k").await,
             Err(StoreError::NoSuchUpload)
         ));
+    }
+
+    #[tokio::test]
+    async fn zero_parts_make_an_empty_object() {
+        let store = Store::memory(true);
+        store.ensure_bucket("bkt").await.unwrap();
+        for selection in [PartSelection::Listed(Vec::new()), PartSelection::All] {
+            let (id, _) = upload_parts(&store, &[]).await;
+            let version = store
+                .complete("bkt", &id, "k", &selection, &options())
+                .await
+                .unwrap();
+            assert_eq!(version.meta.size, 0);
+            assert_eq!(version.meta.crc64, 0);
+            assert!(version.pieces.is_empty());
+            assert!(version.meta.etag.ends_with("-0\""));
+            assert!(read_all(&version).await.is_empty());
+        }
     }
 
     #[tokio::test]
