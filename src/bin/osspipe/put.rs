@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use osspipe::target::{MultipartTarget, ObjectOptions};
-use osspipe::upload::{ObjectWriter, UploadOutcome};
+use osspipe::upload::{MemoryTarget, ObjectWriter, ObjectWriterBuilder, UploadOutcome};
 use osspipe::{limits, Error};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -52,6 +52,17 @@ const EOF_SIGNAL_GRACE: Duration = Duration::from_millis(50);
 pub(crate) async fn run(args: PutArgs, quiet: bool) -> Result<(), Failure> {
     let options = object_options(&args)?;
     let input = Input::open(&args)?;
+    // The writer's settings are checked before anything starts (the embedded server creates
+    // its directory): a throwaway writer over an in-memory target applies the same rules, and
+    // building one sends nothing.
+    writer_builder(
+        &args,
+        Arc::new(MemoryTarget::new()),
+        options.clone(),
+        input.size,
+    )
+    .build()
+    .map_err(|e| Failure::usage(e.to_string()))?;
     let destination = destination(&args.connect, EnvCredentials::from_env())?;
     let mut signals = Signals::new()
         .map_err(|e| Failure::failed(format!("cannot listen for SIGINT/SIGTERM: {e}")))?;
@@ -73,6 +84,31 @@ fn object_options(args: &PutArgs) -> Result<ObjectOptions, Failure> {
     options.forbid_overwrite = args.forbid_overwrite;
     options.acl = args.acl.clone();
     Ok(options)
+}
+
+/// The writer the flags describe.
+fn writer_builder(
+    args: &PutArgs,
+    target: Arc<dyn MultipartTarget>,
+    options: ObjectOptions,
+    input_size: Option<u64>,
+) -> ObjectWriterBuilder {
+    let mut builder = ObjectWriter::builder(target, &args.url.key)
+        .options(options)
+        .keep_parts_on_drop(args.keep_parts_on_error);
+    if let Some(part_size) = args.part_size {
+        builder = builder.part_size(part_size);
+    }
+    if let Some(max_memory) = args.max_memory {
+        builder = builder.max_memory(max_memory);
+    }
+    if let Some(concurrency) = args.concurrency {
+        builder = builder.max_in_flight(usize::from(concurrency));
+    }
+    if let Some(hint) = args.expected_size.or(input_size) {
+        builder = builder.size_hint(hint);
+    }
+    builder
 }
 
 /// Where the bytes come from.
@@ -174,24 +210,11 @@ async fn upload(
     quiet: bool,
 ) -> Result<(), Failure> {
     let url = &args.url;
-    let target: Arc<dyn MultipartTarget> = Arc::new(connection.client.bucket(&url.bucket));
-    let mut builder = ObjectWriter::builder(target, &url.key)
-        .options(options)
-        .keep_parts_on_drop(args.keep_parts_on_error);
-    if let Some(part_size) = args.part_size {
-        builder = builder.part_size(part_size);
-    }
-    if let Some(max_memory) = args.max_memory {
-        builder = builder.max_memory(max_memory);
-    }
-    if let Some(concurrency) = args.concurrency {
-        builder = builder.max_in_flight(usize::from(concurrency));
-    }
-    if let Some(hint) = args.expected_size.or(input.size) {
-        builder = builder.size_hint(hint);
-    }
-    // Nothing has been sent yet: a refused setting is a usage error.
-    let mut writer = builder.build().map_err(|e| Failure::usage(e.to_string()))?;
+    let target = Arc::new(connection.client.bucket(&url.bucket));
+    // Checked in `run` already; nothing has been sent, so a refusal is still a usage error.
+    let mut writer = writer_builder(args, target, options, input.size)
+        .build()
+        .map_err(|e| Failure::usage(e.to_string()))?;
 
     let started = Instant::now();
     let line = ProgressLine::new(progress::enabled(quiet), "put", input.size);
