@@ -90,6 +90,21 @@ impl SeededStream {
         Some(chunk)
     }
 
+    /// Refills `buffer` with the next chunk of at most `max` bytes, reusing its allocation;
+    /// `false` at the end.
+    pub fn next_into(&mut self, buffer: &mut Vec<u8>, max: usize) -> bool {
+        if self.remaining == 0 {
+            return false;
+        }
+        let len = (max as u64).min(self.remaining) as usize;
+        buffer.resize(len, 0);
+        self.rng.fill(buffer);
+        self.remaining -= len as u64;
+        self.produced += len as u64;
+        self.hasher.update(&buffer[..]);
+        true
+    }
+
     /// Bytes produced so far.
     pub fn produced(&self) -> u64 {
         self.produced
@@ -847,6 +862,97 @@ pub mod cli {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// A free loopback port (bound, read and released; the small race is acceptable here).
+    pub fn free_port() -> std::net::SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    /// An `osspipe serve --data DIR` child process on a free loopback port.
+    #[derive(Debug)]
+    pub struct Serve {
+        child: tokio::process::Child,
+        addr: std::net::SocketAddr,
+    }
+
+    impl Serve {
+        /// Starts it with `credentials` and `buckets`, and waits until it accepts connections.
+        pub async fn start(
+            data: &Path,
+            credentials: &osspipe::Credentials,
+            buckets: &[&str],
+        ) -> Self {
+            Self::start_on(free_port(), data, credentials, buckets).await
+        }
+
+        /// [`Serve::start`] on a given address.
+        pub async fn start_on(
+            addr: std::net::SocketAddr,
+            data: &Path,
+            credentials: &osspipe::Credentials,
+            buckets: &[&str],
+        ) -> Self {
+            let mut args: Vec<std::ffi::OsString> = vec![
+                "serve".into(),
+                "--data".into(),
+                data.into(),
+                "--addr".into(),
+                addr.to_string().into(),
+                "--access-key-id".into(),
+                credentials.access_key_id().into(),
+                "--access-key-secret".into(),
+                credentials.access_key_secret().into(),
+            ];
+            for bucket in buckets {
+                args.extend(["--bucket".into(), bucket.into()]);
+            }
+            let mut command = osspipe(data, args);
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+            let child = command.spawn().expect("osspipe serve starts");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while tokio::net::TcpStream::connect(addr).await.is_err() {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "osspipe serve never listened on {addr}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Self { child, addr }
+        }
+
+        /// Its address.
+        pub fn addr(&self) -> std::net::SocketAddr {
+            self.addr
+        }
+
+        /// Kills it with SIGKILL and waits for it.
+        pub async fn kill(mut self) {
+            self.child.start_kill().expect("SIGKILL osspipe serve");
+            self.child.wait().await.expect("osspipe serve exits");
+        }
+
+        /// Stops it with SIGTERM (a graceful stop) and checks it exited 0, which it does only
+        /// when it answered no request with an unexpected internal error.
+        pub async fn stop(mut self) {
+            let pid = self.child.id().expect("running") as i32;
+            // `kill` from the shell: no libc dependency for one signal.
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .expect("kill -TERM");
+            assert!(status.success());
+            let exit = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+                .await
+                .expect("osspipe serve stops within 20 s of SIGTERM")
+                .unwrap();
+            assert_eq!(
+                exit.code(),
+                Some(0),
+                "osspipe serve reported unexpected internal errors or failed to stop"
+            );
         }
     }
 }
