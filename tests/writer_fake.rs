@@ -444,6 +444,22 @@ async fn wrong_object_crc_is_an_error() {
     assert_eq!(error.operation(), Some(Operation::CompleteMultipartUpload));
     assert!(writer.outcome().is_none());
 
+    // A target that checks the CRC itself reports the mismatch as an error: not a lost answer,
+    // so HeadObject is not asked to vouch for the object.
+    let target = fake();
+    target.inject(
+        Fault::fail(Operation::CompleteMultipartUpload, || {
+            Error::new(ErrorKind::CrcMismatch, "crc-64 mismatch")
+        })
+        .after_effect(),
+    );
+    let mut writer = fixed_writer(&target, 100);
+    writer.write_all(&data(300, 10)).await.unwrap();
+    let error = Error::from_io(writer.shutdown().await.unwrap_err());
+    assert_eq!(error.kind(), ErrorKind::CrcMismatch);
+    assert_eq!(target.count(Operation::HeadObject), 0);
+    assert_eq!(target.count(Operation::CompleteMultipartUpload), 1);
+
     let target = fake();
     target.inject(Fault::wrong_crc(Operation::PutObject));
     let mut writer = ObjectWriter::builder(target.clone(), KEY)

@@ -513,7 +513,7 @@ async fn put_object(common: Arc<Common>, body: Bytes, crc: u64) -> Result<Object
 
 /// Complete, and if its answer is lost (a retryable error, or `NoSuchUpload` because an earlier
 /// attempt inside the target did complete it) ask HeadObject whether the object is there with the
-/// expected size and CRC-64.
+/// expected size and CRC-64. A CRC-64 mismatch (from the target's check or ours) is an error.
 async fn complete_upload(
     common: Arc<Common>,
     upload_id: Arc<str>,
@@ -533,7 +533,11 @@ async fn complete_upload(
             }
             Err(error) => context(error, Operation::CompleteMultipartUpload, None),
         };
-        if !error.is_retryable() && error.oss_code() != Some("NoSuchUpload") {
+        // An answer that arrived with a wrong CRC-64 was not lost: the object is suspect, and the
+        // upload is gone, so there is nothing to send again.
+        let lost = (error.is_retryable() && error.kind() != ErrorKind::CrcMismatch)
+            || error.oss_code() == Some("NoSuchUpload");
+        if !lost {
             return Err(error);
         }
         if let Ok(Some(head)) = common.target.head(&common.key).await {
@@ -746,7 +750,9 @@ impl State {
 /// `keep_parts_on_drop`, the parts in flight are left to finish and the upload id is logged (it
 /// is also available from [`upload_id`](Self::upload_id)) for a later
 /// [`resume`](ObjectWriterBuilder::resume). A small stream whose PutObject is in flight may or
-/// may not have been stored.
+/// may not have been stored, and an object whose Complete is in flight (the writer is dropped
+/// during `shutdown`) may or may not have been completed: the abort that follows then finds no
+/// upload.
 ///
 /// Dropping a `write`/`flush`/`shutdown` future of `tokio::io::AsyncWriteExt` (e.g. in `select!`)
 /// is safe: the writer's state lives in the writer, and calling again resumes. Dropping
@@ -1135,8 +1141,9 @@ impl ObjectWriter {
                         self.part_number + 1
                     };
                     self.pool.put(buffer, self.plan.part_size(next));
-                    let limit =
-                        self.max_memory - self.current.capacity() as u64 - self.in_flight_bytes;
+                    let limit = self
+                        .max_memory
+                        .saturating_sub(self.current.capacity() as u64 + self.in_flight_bytes);
                     self.pool.shrink_to(limit);
                 }
             }
@@ -1467,15 +1474,16 @@ impl ObjectWriter {
     fn poll_flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         match &mut self.state {
             State::Writing => {}
-            State::Resuming(_) => {
+            State::Resuming(_) => match self.poll_writable(cx) {
                 // Move the listing along, but never wait for it here.
-                if self.poll_writable(cx).is_pending() {
-                    return Poll::Ready(Ok(()));
+                Poll::Pending if matches!(self.state, State::Resuming(_)) => {
+                    return Poll::Ready(Ok(()))
                 }
-                if !matches!(self.state, State::Writing) {
-                    return self.poll_writable(cx);
-                }
-            }
+                // The listing failed and the failure is being latched.
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Ready(Ok(())) => {}
+            },
             State::Aborting { .. } | State::Failed(_) => return self.poll_failure(cx).map(Err),
             _ => return Poll::Ready(Ok(())),
         }
