@@ -1339,7 +1339,11 @@ impl ObjectWriter {
             }
             match self.poll_parts(cx) {
                 Ok(true) => continue,
-                Ok(false) => return Poll::Pending,
+                Ok(false) => {
+                    // A part in flight will wake us: with none, the budget always has room.
+                    debug_assert!(!self.in_flight.is_empty(), "pending with nothing in flight");
+                    return Poll::Pending;
+                }
                 Err(error) => {
                     self.fail(error);
                     return self.poll_failure(cx).map(Err);
