@@ -42,11 +42,11 @@ KB/MB/GB/TB are powers of 1000.";
 )]
 pub(crate) struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides it.
-    #[arg(short, long, action = ArgAction::Count, global = true)]
+    #[arg(short, long, action = ArgAction::Count, global = true, display_order = 100)]
     pub(crate) verbose: u8,
 
     /// No progress line and no notes on stderr (errors are still printed).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, display_order = 100)]
     pub(crate) quiet: bool,
 
     /// The command.

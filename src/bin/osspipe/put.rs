@@ -420,22 +420,39 @@ fn command(verb: &str, url: &OssUrl, upload_id: &str, connection: &Connection) -
     )
 }
 
+/// `put --json`, in this field order.
+#[derive(serde::Serialize)]
+struct Summary<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    size: u64,
+    parts: u32,
+    etag: &'a str,
+    /// A decimal string: a `u64` does not survive JSON parsers that read numbers as doubles.
+    crc64: String,
+    upload_id: Option<&'a str>,
+    seconds: f64,
+}
+
 /// The summary line (or JSON object) on stdout.
 fn print_outcome(url: &OssUrl, outcome: &UploadOutcome, elapsed: Duration, json: bool) {
     let seconds = elapsed.as_secs_f64();
     let etag = outcome.etag.trim_matches('"');
     if json {
-        let value = serde_json::json!({
-            "bucket": url.bucket,
-            "key": url.key,
-            "size": outcome.size,
-            "parts": outcome.parts,
-            "etag": etag,
-            "crc64": outcome.crc64.to_string(),
-            "upload_id": outcome.upload_id,
-            "seconds": (seconds * 1000.0).round() / 1000.0,
-        });
-        println!("{value}");
+        let summary = Summary {
+            bucket: &url.bucket,
+            key: &url.key,
+            size: outcome.size,
+            parts: outcome.parts,
+            etag,
+            crc64: outcome.crc64.to_string(),
+            upload_id: outcome.upload_id.as_deref(),
+            seconds: (seconds * 1000.0).round() / 1000.0,
+        };
+        match serde_json::to_string(&summary) {
+            Ok(line) => println!("{line}"),
+            Err(error) => eprintln_clean(&format!("osspipe: cannot print JSON: {error}")),
+        }
         return;
     }
     let how = match &outcome.upload_id {
