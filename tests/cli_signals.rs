@@ -299,3 +299,55 @@ fn abort_all_cleans_up_kept_uploads() {
     assert!(again.stderr.contains("osspipe uploads"), "{}", again.stderr);
     assert!(serve.stop().success());
 }
+
+/// Ctrl-C on a terminal signals the whole pipeline: the producer dies (closing the pipe) at
+/// the same moment `osspipe put` is interrupted. The end of input that follows must not
+/// complete a truncated object.
+#[test]
+fn ctrl_c_on_a_pipeline_never_completes_a_truncated_object() {
+    use std::os::unix::process::CommandExt;
+
+    let serve = Serve::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let client = serve.client();
+    for round in 0..3 {
+        let key = format!("pipeline-{round}.bin");
+        // The producer leads a new process group, as a shell job would.
+        let mut producer = std::process::Command::new("head")
+            .args(["-c", "4G", "/dev/zero"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("head runs");
+        let group = producer.id();
+        let mut put = serve.osspipe(work.path());
+        put.args([
+            "put",
+            &format!("oss://{BUCKET}/{key}"),
+            "--part-size",
+            "1MiB",
+        ])
+        .stdin(Stdio::from(producer.stdout.take().unwrap()))
+        .process_group(group as i32);
+        let put = put.spawn().expect("osspipe put starts");
+        wait_for_parts(&client, &key, 2 + round);
+        // kill(1) with a negative pid signals the whole group at once, like the terminal.
+        let status = std::process::Command::new("kill")
+            .args(["-INT", "--", &format!("-{group}")])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let ran = wait_output(put);
+        let _ = producer.wait();
+        assert_eq!(ran.code, Some(130), "round {round}: {}", ran.both());
+        assert!(
+            !object_exists(&client, BUCKET, &key),
+            "round {round}: no object"
+        );
+        assert!(
+            uploads_of(&client, BUCKET, &key).is_empty(),
+            "round {round}"
+        );
+    }
+    assert!(serve.stop().success());
+}
