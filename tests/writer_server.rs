@@ -280,7 +280,7 @@ async fn kept_parts_can_be_resumed() {
         .build()
         .unwrap();
     let offset = resumed.resumed_size().await.unwrap() as usize;
-    assert!(offset >= durable as usize && offset % PART as usize == 0);
+    assert!(offset >= durable as usize && offset.is_multiple_of(PART as usize));
     write_in(&mut resumed, &input[offset..], 9_000)
         .await
         .unwrap();
