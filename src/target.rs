@@ -85,8 +85,12 @@ pub trait MultipartTarget: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// # Errors
     /// The service's error, a network failure, or a CRC-64 mismatch.
-    async fn put_object(&self, key: &str, body: Bytes, options: &ObjectOptions)
-        -> Result<ObjectReceipt>;
+    async fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+        options: &ObjectOptions,
+    ) -> Result<ObjectReceipt>;
 
     /// Starts a multipart upload and returns its upload id.
     ///
