@@ -200,3 +200,41 @@ fn the_embedded_default_works_in_an_empty_directory() {
     get.args(["get", "oss://demo/other", "--local-dir", "elsewhere"]);
     assert_eq!(run(get).stdout, b"elsewhere");
 }
+
+#[test]
+fn get_refuses_bytes_whose_crc64_does_not_match() {
+    // Every GetObject answer carries a wrong x-oss-hash-crc64ecma.
+    let serve = Serve::start(&["--fault", "GetObject:bad-crc:times=unlimited"]);
+    let work = tempfile::tempdir().unwrap();
+    let input = seeded(5, 2 * MIB + 5);
+    let url = format!("oss://{BUCKET}/checked.bin");
+    let mut put = serve.osspipe(work.path());
+    put.args(["put", &url]);
+    let put = run_with_input(put, input);
+    assert_eq!(put.code, Some(0), "{}", put.both());
+
+    let mut get = serve.osspipe(work.path());
+    get.args(["get", &url, "--output", "copy.bin"]);
+    let got = run(get);
+    assert_eq!(got.code, Some(1), "a CRC-64 mismatch fails: {}", got.both());
+    assert!(
+        got.stderr.to_ascii_lowercase().contains("crc-64"),
+        "{}",
+        got.stderr
+    );
+    assert!(
+        std::fs::read_dir(work.path()).unwrap().next().is_none(),
+        "neither the file nor its temporary file is left"
+    );
+
+    let mut get = serve.osspipe(work.path());
+    get.args(["get", &url]);
+    let got = run(get);
+    assert_eq!(got.code, Some(1), "{}", got.both());
+    assert!(
+        got.stderr.to_ascii_lowercase().contains("crc-64"),
+        "{}",
+        got.stderr
+    );
+    assert!(serve.stop().success());
+}

@@ -108,8 +108,14 @@ async fn download(
             None => break,
             Some(Ok(chunk)) => chunk,
             Some(Err(error)) => {
+                let mut failure = Failure::from_error(&error)
+                    .context(&format!("reading {url} after {}", human_bytes(crc.len())));
+                if args.output.is_none() && error.kind() == osspipe::ErrorKind::CrcMismatch {
+                    failure = failure
+                        .note("note: the bytes already written to standard output are corrupt");
+                }
                 sink.discard().await;
-                return Err(Failure::from_error(&error));
+                return Err(failure);
             }
         };
         crc.update(&chunk);

@@ -82,6 +82,15 @@ impl Failure {
         failure
     }
 
+    /// Puts `context` (such as the object being read) before the message, unless the message
+    /// already names an operation.
+    pub(crate) fn context(mut self, context: &str) -> Self {
+        if !self.message.contains(" failed: ") {
+            self.message = format!("{context}: {}", self.message);
+        }
+        self
+    }
+
     /// Adds a line after the message.
     pub(crate) fn note(mut self, note: impl Into<String>) -> Self {
         self.notes.push(note.into());
@@ -235,6 +244,21 @@ mod tests {
                  and the network"
                     .to_owned(),
             ]
+        );
+    }
+
+    #[test]
+    fn context_is_added_once() {
+        let bare = Failure::failed("crc-64 mismatch").context("reading oss://b/k");
+        assert_eq!(
+            bare.lines()[0],
+            "osspipe: error: reading oss://b/k: crc-64 mismatch"
+        );
+        let named = Failure::failed("GetObject of oss://b/k failed: 404 NoSuchKey")
+            .context("reading oss://b/k");
+        assert_eq!(
+            named.lines()[0],
+            "osspipe: error: GetObject of oss://b/k failed: 404 NoSuchKey"
         );
     }
 
