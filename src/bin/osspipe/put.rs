@@ -8,7 +8,7 @@
 //! truncated object.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, IsTerminal, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -221,6 +221,9 @@ async fn upload(
     let follower = line.follow_upload(writer.subscribe());
     let input_name = input.name.clone();
     let is_stdin = input.is_stdin;
+    if is_stdin && !quiet && std::io::stdin().is_terminal() {
+        eprintln_clean("osspipe: reading the object from the terminal; end it with Ctrl-D");
+    }
     let mut chunks = input.spawn();
 
     let mut stop = loop {
@@ -252,7 +255,11 @@ async fn upload(
             () = tokio::time::sleep(EOF_SIGNAL_GRACE) => {}
         }
     }
+    // Whether the signal came while the upload was being completed: Complete may then have
+    // reached OSS even though its answer was never awaited.
+    let mut completing = false;
     if stop.is_none() {
+        completing = true;
         tokio::select! {
             biased;
             signal = signals.recv() => stop = Some(Stop::Signal(signal)),
@@ -272,12 +279,15 @@ async fn upload(
             .cloned()
             .ok_or_else(|| Failure::failed("the writer finished without an outcome"))?;
         drop(writer);
-        let _ = follower.await;
+        follower.abort();
         line.clear();
         print_outcome(url, &outcome, started.elapsed(), args.json);
         return Ok(());
     };
-    let accepted = writer.progress().bytes_accepted;
+    let progress = writer.progress();
+    let accepted = progress.bytes_accepted;
+    // With parts still in flight, Complete had not been sent yet.
+    let completing = completing && progress.parts_in_flight == 0;
     let failure = match stop {
         Stop::Signal(signal) => Failure::interrupted(format!(
             "interrupted by {signal} after {} of {input_name}",
@@ -289,6 +299,7 @@ async fn upload(
         )),
         Stop::Writer(error) => {
             drop(writer);
+            follower.abort();
             line.clear();
             let failure = Failure::from_error(&error);
             let fate = match error.upload_id() {
@@ -298,12 +309,21 @@ async fn upload(
             return Err(failure.first_note(fate));
         }
     };
-    let fate = if args.keep_parts_on_error {
+    let mut fate = if args.keep_parts_on_error {
         keep_parts(writer, url, connection, signals, &line).await
     } else {
         abort(writer, url, connection, signals, &line).await
     };
+    follower.abort();
     line.clear();
+    if completing {
+        fate.push(format!(
+            "note: the signal came while the upload was being completed, so OSS may have \
+             completed it anyway: check with `osspipe get {}{}`",
+            shell_quote(&url.to_string()),
+            connection.repeat_flags()
+        ));
+    }
     Err(fate.into_iter().fold(failure, Failure::note))
 }
 
