@@ -4,8 +4,12 @@
 //! (`Arc<Blob>`) by whoever owns it: an upload's part, then, after Complete, the object it became
 //! a piece of. Complete never copies bytes; it hands the part blobs to the object.
 //!
-//! - Memory blobs keep the body's `Bytes` chunks as hyper delivered them (tiny chunks are merged
-//!   so a chunked upload does not become a million 10-byte frames).
+//! - Memory blobs are lists of 1 MiB blocks. Each body chunk is copied once into the current
+//!   block, so hyper gets its read buffer back at once and reuses it (warm memory) instead of
+//!   allocating a fresh one for every read. Blocks come from a [`BlockPool`] and return to it
+//!   when the last reference (object, part, or a GET still streaming) goes, so a server that
+//!   stores and deletes objects over and over keeps touching the same pages: fresh pages cost a
+//!   page fault and a zeroing each, a third of the CPU time of a memory-store upload.
 //! - File blobs are files under `<bucket>/blobs/`; writes are batched (~1 MiB) and handed to the
 //!   blocking pool one batch at a time, pipelined with receiving the next batch.
 //!
@@ -24,10 +28,72 @@ use tokio::task::JoinHandle;
 
 /// File writes are batched to about this size before going to the blocking pool.
 const WRITE_BATCH_BYTES: usize = 1024 * 1024;
-/// Memory chunks smaller than this are merged with their neighbours.
-const SMALL_CHUNK_BYTES: usize = 16 * 1024;
-/// Merged small chunks are cut at this size.
-const MERGED_CHUNK_BYTES: usize = 256 * 1024;
+/// The block size of memory blobs.
+const BLOCK_BYTES: usize = 1024 * 1024;
+/// A last block filled less than this is copied out to an exact-size buffer (and the block goes
+/// back to the pool), so a small object does not pin a whole block.
+const PARTIAL_BLOCK_COPY_BYTES: usize = BLOCK_BYTES / 2;
+/// Free blocks the pool keeps at most (1 GiB); more go back to the allocator.
+const POOL_MAX_BLOCKS: usize = 1024;
+
+/// Free 1 MiB blocks for memory blobs.
+#[derive(Debug, Default)]
+pub(crate) struct BlockPool {
+    free: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl BlockPool {
+    fn take(&self) -> Vec<u8> {
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BLOCK_BYTES))
+    }
+
+    fn give(&self, mut block: Vec<u8>) {
+        if block.capacity() != BLOCK_BYTES {
+            return;
+        }
+        block.clear();
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < POOL_MAX_BLOCKS {
+            free.push(block);
+        }
+    }
+
+    #[cfg(test)]
+    fn free_blocks(&self) -> usize {
+        self.free.lock().unwrap().len()
+    }
+}
+
+/// A full block shared as `Bytes`; it returns to its pool when the last reference goes.
+struct PooledBlock {
+    data: Vec<u8>,
+    pool: std::sync::Weak<BlockPool>,
+}
+
+impl AsRef<[u8]> for PooledBlock {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for PooledBlock {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.give(std::mem::take(&mut self.data));
+        }
+    }
+}
+
+fn seal(block: Vec<u8>, pool: &Arc<BlockPool>) -> Bytes {
+    Bytes::from_owner(PooledBlock {
+        data: block,
+        pool: Arc::downgrade(pool),
+    })
+}
 /// A GET of a file blob reads blocks of this size.
 const READ_BLOCK_BYTES: usize = 1024 * 1024;
 /// Blocks read ahead of the network for a GET of a file blob.
@@ -121,8 +187,10 @@ impl std::fmt::Debug for BlobWriter {
 
 enum WriterInner {
     Memory {
+        pool: Arc<BlockPool>,
         chunks: Vec<Bytes>,
-        small: BytesMut,
+        /// The block being filled (no capacity until the first byte).
+        current: Vec<u8>,
     },
     File {
         id: String,
@@ -138,12 +206,13 @@ enum WriterInner {
 }
 
 impl BlobWriter {
-    pub(crate) fn memory() -> Self {
+    pub(crate) fn memory(pool: Arc<BlockPool>) -> Self {
         Self {
             len: 0,
             inner: WriterInner::Memory {
+                pool,
                 chunks: Vec::new(),
-                small: BytesMut::new(),
+                current: Vec::new(),
             },
         }
     }
@@ -185,17 +254,22 @@ impl BlobWriter {
         }
         self.len += chunk.len() as u64;
         match &mut self.inner {
-            WriterInner::Memory { chunks, small } => {
-                if chunk.len() < SMALL_CHUNK_BYTES {
-                    small.extend_from_slice(&chunk);
-                    if small.len() >= MERGED_CHUNK_BYTES {
-                        chunks.push(small.split().freeze());
+            WriterInner::Memory {
+                pool,
+                chunks,
+                current,
+            } => {
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    if current.capacity() == 0 {
+                        *current = pool.take();
                     }
-                } else {
-                    if !small.is_empty() {
-                        chunks.push(small.split().freeze());
+                    let n = (BLOCK_BYTES - current.len()).min(rest.len());
+                    current.extend_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                    if current.len() == BLOCK_BYTES {
+                        chunks.push(seal(std::mem::take(current), pool));
                     }
-                    chunks.push(chunk);
                 }
                 Ok(())
             }
@@ -238,9 +312,7 @@ impl BlobWriter {
             .take()
             .ok_or_else(|| io::Error::other("blob file lost after a failed write"))?;
         *in_flight = Some(tokio::task::spawn_blocking(move || {
-            for chunk in &batch {
-                owned.write_all(chunk)?;
-            }
+            write_all_vectored(&mut owned, &batch)?;
             Ok(owned)
         }));
         Ok(())
@@ -255,9 +327,19 @@ impl BlobWriter {
         }
         let len = self.len;
         match &mut self.inner {
-            WriterInner::Memory { chunks, small } => {
-                if !small.is_empty() {
-                    chunks.push(small.split().freeze());
+            WriterInner::Memory {
+                pool,
+                chunks,
+                current,
+            } => {
+                let last = std::mem::take(current);
+                if last.len() >= PARTIAL_BLOCK_COPY_BYTES {
+                    chunks.push(seal(last, pool));
+                } else {
+                    if !last.is_empty() {
+                        chunks.push(Bytes::copy_from_slice(&last));
+                    }
+                    pool.give(last);
                 }
                 Ok(Blob::memory(std::mem::take(chunks)))
             }
@@ -273,17 +355,45 @@ impl BlobWriter {
 
 impl Drop for BlobWriter {
     fn drop(&mut self) {
-        if let WriterInner::File {
-            path,
-            finished: false,
-            ..
-        } = &self.inner
-        {
-            // An unfinished blob is garbage (client went away, digest mismatch, ...). A batch
-            // still being written goes to an unlinked inode, which is harmless.
-            let _ = std::fs::remove_file(path);
+        match &mut self.inner {
+            WriterInner::File {
+                path,
+                finished: false,
+                ..
+            } => {
+                // An unfinished blob is garbage (client went away, digest mismatch, ...). A
+                // batch still being written goes to an unlinked inode, which is harmless.
+                let _ = std::fs::remove_file(path);
+            }
+            WriterInner::Memory { pool, current, .. } => pool.give(std::mem::take(current)),
+            WriterInner::File { .. } => {}
         }
     }
+}
+
+/// Writes every chunk, in as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut std::fs::File, chunks: &[Bytes]) -> io::Result<()> {
+    let mut index = 0;
+    let mut offset = 0;
+    while index < chunks.len() {
+        let mut slices = Vec::with_capacity(chunks.len() - index);
+        slices.push(io::IoSlice::new(&chunks[index][offset..]));
+        slices.extend(chunks[index + 1..].iter().map(|c| io::IoSlice::new(c)));
+        let mut written = file.write_vectored(&slices)?;
+        if written == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "the disk took no bytes",
+            ));
+        }
+        while index < chunks.len() && written >= chunks[index].len() - offset {
+            written -= chunks[index].len() - offset;
+            index += 1;
+            offset = 0;
+        }
+        offset += written;
+    }
+    Ok(())
 }
 
 /// Streams bytes `start..end` of the concatenation of `pieces`.
@@ -412,17 +522,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn memory_blobs_merge_small_chunks_and_slice_ranges() {
+    async fn memory_blobs_fill_pooled_blocks_and_give_them_back() {
+        let pool = Arc::new(BlockPool::default());
+        let bytes = data(2 * BLOCK_BYTES + 300_000);
+        let mut writer = BlobWriter::memory(pool.clone());
+        for chunk in bytes.chunks(100_000) {
+            writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+        }
+        let blob = writer.finish().await.unwrap();
+        assert_eq!(blob.len(), bytes.len() as u64);
+        if let BlobData::Memory(chunks) = &blob.data {
+            let sizes: Vec<usize> = chunks.iter().map(Bytes::len).collect();
+            assert_eq!(sizes, [BLOCK_BYTES, BLOCK_BYTES, 300_000]);
+        }
+        // The small tail was copied out: its block is free again.
+        assert_eq!(pool.free_blocks(), 1);
+        let reader = collect(stream_range(vec![Arc::new(blob)], 0, bytes.len() as u64));
+        assert_eq!(reader.await, bytes);
+        // The stream and the blob are gone: both full blocks are back.
+        assert_eq!(pool.free_blocks(), 3);
+        // And reused without a new allocation.
+        let mut writer = BlobWriter::memory(pool.clone());
+        writer.write(Bytes::from(data(BLOCK_BYTES))).await.unwrap();
+        assert_eq!(pool.free_blocks(), 2);
+        drop(writer.finish().await.unwrap());
+        assert_eq!(pool.free_blocks(), 3);
+    }
+
+    #[tokio::test]
+    async fn memory_ranges_slice_without_copying() {
+        let pool = Arc::new(BlockPool::default());
         let bytes = data(300_000);
-        let mut writer = BlobWriter::memory();
+        let mut writer = BlobWriter::memory(pool);
         for chunk in bytes.chunks(1000) {
             writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
         }
         let blob = writer.finish().await.unwrap();
         assert_eq!(blob.len(), 300_000);
-        if let BlobData::Memory(chunks) = &blob.data {
-            assert!(chunks.len() <= 3, "{} chunks", chunks.len());
-        }
         let second = Blob::memory(vec![Bytes::from(data(10))]);
         let pieces = vec![Arc::new(blob), Arc::new(second)];
         let all = collect(stream_range(pieces.clone(), 0, 300_010)).await;
@@ -431,6 +567,22 @@ mod tests {
         assert_eq!(all, expected);
         let middle = collect(stream_range(pieces, 299_990, 300_005)).await;
         assert_eq!(middle, expected[299_990..300_005]);
+    }
+
+    #[test]
+    fn vectored_writes_keep_every_byte_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v");
+        let bytes = data(1_000_003);
+        let chunks: Vec<Bytes> = bytes
+            .chunks(65_537)
+            .map(Bytes::copy_from_slice)
+            .chain(std::iter::once(Bytes::new()))
+            .collect();
+        let mut file = std::fs::File::create(&path).unwrap();
+        write_all_vectored(&mut file, &chunks).unwrap();
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
     }
 
     #[tokio::test]

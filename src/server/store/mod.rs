@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
-pub(crate) use blob::{stream_range, Blob, BlobWriter};
+pub(crate) use blob::{stream_range, Blob, BlobWriter, BlockPool};
 
 /// Seconds since the epoch (OSS times have a one-second resolution).
 pub(crate) fn unix_now() -> u64 {
@@ -205,7 +205,7 @@ fn multipart_etag(parts: &[&Part]) -> String {
 }
 
 enum Backend {
-    Memory,
+    Memory(Arc<BlockPool>),
     Directory(PathBuf),
 }
 
@@ -220,7 +220,7 @@ pub(crate) struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.backend {
-            Backend::Memory => "memory".to_owned(),
+            Backend::Memory(_) => "memory".to_owned(),
             Backend::Directory(root) => root.display().to_string(),
         };
         f.debug_struct("Store").field("backend", &kind).finish()
@@ -231,7 +231,7 @@ impl Store {
     /// A store that keeps everything in memory and forgets it when dropped.
     pub(crate) fn memory(auto_create_buckets: bool) -> Self {
         Self {
-            backend: Backend::Memory,
+            backend: Backend::Memory(Arc::new(BlockPool::default())),
             auto_create_buckets,
             state: Mutex::new(BTreeMap::new()),
             commit: tokio::sync::Mutex::new(()),
@@ -264,7 +264,7 @@ impl Store {
         write: impl FnOnce(&Path) -> io::Result<()> + Send + 'static,
     ) -> io::Result<()> {
         match &self.backend {
-            Backend::Memory => Ok(()),
+            Backend::Memory(_) => Ok(()),
             Backend::Directory(root) => {
                 let root = root.clone();
                 tokio::task::spawn_blocking(move || write(&root))
@@ -339,7 +339,7 @@ impl Store {
     /// A writer for a new blob in `bucket`.
     pub(crate) async fn new_blob(&self, bucket: &str) -> io::Result<BlobWriter> {
         match &self.backend {
-            Backend::Memory => Ok(BlobWriter::memory()),
+            Backend::Memory(pool) => Ok(BlobWriter::memory(pool.clone())),
             Backend::Directory(root) => {
                 let id = format!("{:032x}", fastrand::u128(..));
                 BlobWriter::file(id.clone(), disk::blob_path(root, bucket, &id)).await
