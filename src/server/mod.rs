@@ -55,7 +55,7 @@
 //!
 //! # Faults
 //! [`Faults`] scripts failures (error statuses, stalls, resets, wrong CRCs, lost responses,
-//! clock skew); [`faults`](self::faults) documents the rule syntax that `osspipe serve
+//! clock skew); [`faults`] documents the rule syntax that `osspipe serve
 //! --fault` reads.
 //!
 //! # Failures of the server itself

@@ -851,6 +851,75 @@ mod tests {
             .unwrap();
     }
 
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crash_inside_complete_is_repaired_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        let saved = dir.path().join("saved-upload");
+        let upload_id;
+        {
+            let store = Store::directory(root.clone(), true).await.unwrap();
+            store.ensure_bucket("bkt").await.unwrap();
+            let (id, parts) = upload_parts(&store, &[102_400, 10]).await;
+            upload_id = id;
+            let upload_dir = root.join("bkt/uploads").join(&upload_id);
+            copy_dir(&upload_dir, &saved);
+            let selection = PartSelection::Listed(
+                parts
+                    .iter()
+                    .map(|p| (p.part_number, p.etag.clone()))
+                    .collect(),
+            );
+            store
+                .complete("bkt", &upload_id, "k", &selection, &options())
+                .await
+                .unwrap();
+            // The crash: the object record was written, the upload's removal never happened;
+            // and a half-written record was left in the scratch directory.
+            copy_dir(&saved, &upload_dir);
+            std::fs::write(root.join(".tmp/0123"), b"{\"half").unwrap();
+        }
+        let store = Store::directory(root.clone(), true).await.unwrap();
+        assert!(store.upload("bkt", &upload_id, "k").unwrap().is_none());
+        assert!(!root.join("bkt/uploads").join(&upload_id).exists());
+        assert_eq!(std::fs::read_dir(root.join(".tmp")).unwrap().count(), 0);
+        let version = store.object("bkt", "k").unwrap().unwrap();
+        let mut expected = vec![0u8; 102_400];
+        expected.extend([1u8; 10]);
+        assert_eq!(read_all(&version).await, expected, "the pieces were kept");
+    }
+
+    #[tokio::test]
+    async fn a_crash_before_the_object_record_leaves_nothing_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        {
+            let store = Store::directory(root.clone(), true).await.unwrap();
+            store.ensure_bucket("bkt").await.unwrap();
+            // PutObject's body written, then the process dies before the record's rename.
+            let (b, _) = blob(&store, "bkt", b"half an object").await;
+            std::mem::forget(b);
+        }
+        let store = Store::directory(root.clone(), true).await.unwrap();
+        assert!(store.object("bkt", "k").unwrap().is_none());
+        assert_eq!(
+            std::fs::read_dir(root.join("bkt/blobs")).unwrap().count(),
+            0
+        );
+        assert_eq!(
+            std::fs::read_dir(root.join("bkt/objects")).unwrap().count(),
+            0
+        );
+    }
+
     #[tokio::test]
     async fn directory_store_survives_a_restart_and_collects_garbage() {
         let dir = tempfile::tempdir().unwrap();
