@@ -308,3 +308,30 @@ async fn unsigned_requests_do_not_use_up_rules() {
         .expect_error(500, "InternalError");
     assert_eq!(oss.server().faults().fired(rule), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_gets_request_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let oss = Oss::memory().await;
+    let call = oss.call("PUT", B, Some("stalled"));
+    let mut head = format!(
+        "PUT /{B}/stalled HTTP/1.1\r\nhost: {}\r\ncontent-length: 100\r\n",
+        oss.addr()
+    );
+    for (name, value) in &call.signed_headers() {
+        head.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+    }
+    head.push_str("\r\n0123456789");
+    let mut stream = tokio::net::TcpStream::connect(oss.addr()).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The clock is paused: the server's idle timer fires as soon as everything waits.
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("<Code>RequestTimeout</Code>"), "{text}");
+    oss.call("GET", B, Some("stalled"))
+        .send()
+        .await
+        .expect_error(404, "NoSuchKey");
+}

@@ -263,6 +263,16 @@ impl OssError {
         )
     }
 
+    /// The client stopped sending the body.
+    pub(crate) fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "RequestTimeout",
+            "Your socket connection to the server was not read from or written to within the \
+             timeout period. Idle connections will be closed.",
+        )
+    }
+
     /// A part over 5 GB.
     pub(crate) fn entity_too_large() -> Self {
         Self::new(

@@ -45,8 +45,11 @@ impl From<OssError> for Failure {
 }
 
 impl From<BodyError> for Failure {
-    fn from(_: BodyError) -> Self {
-        Failure::Disconnect
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Timeout => Failure::Oss(OssError::request_timeout()),
+            BodyError::Client | BodyError::Reset => Failure::Disconnect,
+        }
     }
 }
 

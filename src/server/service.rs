@@ -51,6 +51,8 @@ const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
 /// An error answer reads and discards up to this much of an unread request body, so the
 /// client (still sending) sees the answer rather than a reset.
 const DRAIN_LIMIT_BYTES: u64 = 1024 * 1024 * 1024;
+/// A request body that stalls this long is answered `400 RequestTimeout`, as OSS does.
+pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a graceful shutdown waits for requests in flight.
 const GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -163,6 +165,8 @@ pub(crate) enum BodyError {
     Client,
     /// A fault rule reset the connection.
     Reset,
+    /// The client sent nothing for [`BODY_IDLE_TIMEOUT`].
+    Timeout,
 }
 
 /// The request body, read chunk by chunk, with an optional fault part-way through.
@@ -205,7 +209,17 @@ impl BodyReader {
                     if self.finished {
                         return Ok(None);
                     }
-                    match self.incoming.frame().await {
+                    let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, self.incoming.frame())
+                        .await
+                    {
+                        Ok(frame) => frame,
+                        Err(_) => {
+                            // Nothing more will be read: do not drain, let hyper close.
+                            self.finished = true;
+                            return Err(BodyError::Timeout);
+                        }
+                    };
+                    match frame {
                         None => {
                             self.finished = true;
                             return Ok(None);
