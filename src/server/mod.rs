@@ -76,6 +76,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -125,6 +126,7 @@ struct Shared {
     etag_mode: EtagMode,
     faults: Faults,
     virtual_host: Option<String>,
+    body_idle_timeout: Duration,
     stats: Stats,
 }
 
@@ -141,6 +143,7 @@ pub struct ServerBuilder {
     etag_mode: EtagMode,
     auto_create_buckets: bool,
     virtual_host: Option<String>,
+    body_idle_timeout: Duration,
     faults: Vec<FaultRule>,
 }
 
@@ -156,6 +159,7 @@ impl Default for ServerBuilder {
             etag_mode: EtagMode::Md5,
             auto_create_buckets: true,
             virtual_host: None,
+            body_idle_timeout: service::BODY_IDLE_TIMEOUT,
             faults: Vec::new(),
         }
     }
@@ -222,6 +226,13 @@ impl ServerBuilder {
     /// (`localhost` and `*.aliyuncs.com` always are).
     pub fn virtual_host(mut self, name: impl Into<String>) -> Self {
         self.virtual_host = Some(name.into().to_ascii_lowercase());
+        self
+    }
+
+    /// How long a request body may stall before the server answers `400 RequestTimeout` and
+    /// closes the connection (default 60 s).
+    pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.body_idle_timeout = timeout;
         self
     }
 
@@ -293,6 +304,7 @@ impl ServerBuilder {
             etag_mode: self.etag_mode,
             faults: faults.clone(),
             virtual_host: self.virtual_host.clone(),
+            body_idle_timeout: self.body_idle_timeout,
             stats: Stats::default(),
         });
         let shutdown = CancellationToken::new();

@@ -51,7 +51,8 @@ const HTTP2_CONNECTION_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
 /// An error answer reads and discards up to this much of an unread request body, so the
 /// client (still sending) sees the answer rather than a reset.
 const DRAIN_LIMIT_BYTES: u64 = 1024 * 1024 * 1024;
-/// A request body that stalls this long is answered `400 RequestTimeout`, as OSS does.
+/// A request body that stalls this long is answered `400 RequestTimeout`, as OSS does (unless
+/// [`super::ServerBuilder::body_idle_timeout`] says otherwise).
 pub(crate) const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a graceful shutdown waits for requests in flight.
 const GRACEFUL_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -165,13 +166,14 @@ pub(crate) enum BodyError {
     Client,
     /// A fault rule reset the connection.
     Reset,
-    /// The client sent nothing for [`BODY_IDLE_TIMEOUT`].
+    /// The client sent nothing for the body idle timeout.
     Timeout,
 }
 
 /// The request body, read chunk by chunk, with an optional fault part-way through.
 pub(crate) struct BodyReader {
     incoming: Incoming,
+    idle_timeout: Duration,
     fault: Option<BodyFault>,
     received: u64,
     fault_fired: bool,
@@ -180,9 +182,10 @@ pub(crate) struct BodyReader {
 }
 
 impl BodyReader {
-    fn new(incoming: Incoming) -> Self {
+    fn new(incoming: Incoming, idle_timeout: Duration) -> Self {
         Self {
             incoming,
+            idle_timeout,
             fault: None,
             received: 0,
             fault_fired: false,
@@ -209,7 +212,7 @@ impl BodyReader {
                     if self.finished {
                         return Ok(None);
                     }
-                    let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, self.incoming.frame())
+                    let frame = match tokio::time::timeout(self.idle_timeout, self.incoming.frame())
                         .await
                     {
                         Ok(frame) => frame,
@@ -465,7 +468,7 @@ async fn process(
     host: &str,
 ) -> Result<Response<ResponseBody>, Disconnect> {
     let (parts, incoming) = request.into_parts();
-    let mut body = BodyReader::new(incoming);
+    let mut body = BodyReader::new(incoming, shared.body_idle_timeout);
     let head = parts.method == Method::HEAD;
     let mut plan = FaultPlan::default();
     let result = match route_and_authenticate(shared, &parts, host) {
