@@ -24,6 +24,7 @@ pub mod retry;
 pub mod server;
 pub mod sign;
 pub mod target;
+mod timestamp;
 pub mod upload;
 pub mod xml;
 

@@ -20,6 +20,7 @@ use http::{HeaderMap, HeaderValue};
 
 use crate::credentials::Credentials;
 use crate::error::{Error, ErrorKind, Result};
+use crate::timestamp::{days_from_civil, days_in_month, unix_seconds, Civil, SECONDS_PER_DAY};
 
 /// The value of `x-oss-content-sha256` (and the V4 hashed-payload line): the SDKs never hash
 /// the body.
@@ -177,78 +178,6 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// A UTC calendar breakdown of a `SystemTime`, to the second.
-struct Civil {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-    weekday: usize,
-}
-
-const SECONDS_PER_DAY: u64 = 86_400;
-
-impl Civil {
-    fn from_system_time(t: SystemTime) -> Self {
-        // Signing times before 1970 do not occur; clamping keeps the formatters total.
-        let secs = t
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        // u64 seconds / 86400 fits in i64 with a wide margin.
-        let days = (secs / SECONDS_PER_DAY) as i64;
-        let rem = secs % SECONDS_PER_DAY;
-        let (year, month, day) = civil_from_days(days);
-        Self {
-            year,
-            month,
-            day,
-            hour: (rem / 3600) as u32,
-            minute: (rem / 60 % 60) as u32,
-            second: (rem % 60) as u32,
-            // 1970-01-01 was a Thursday.
-            weekday: (days + 4).rem_euclid(7) as usize,
-        }
-    }
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// (year, month, day) to days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
 /// Formats `t` as an RFC 1123 HTTP date with English names and a two-digit day:
 /// `Wed, 15 Jan 2025 08:30:00 GMT`. Built by hand so no locale can change a name; times before
 /// 1970 are clamped to the epoch.
@@ -315,13 +244,6 @@ pub fn parse_iso8601_basic(s: &str) -> Option<SystemTime> {
         + u64::from(minute) * 60
         + u64::from(second);
     Some(UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// Seconds since the epoch, clamped at 0 for times before it.
-fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn credential_header(value: &str, what: &str) -> Result<HeaderValue> {
