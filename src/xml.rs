@@ -420,47 +420,32 @@ fn decode_in_place(value: &mut String) -> Result<()> {
     Ok(())
 }
 
-impl InitiateMultipartUploadResult {
-    /// Decodes `Key` if the response says `EncodingType` is `url`, and clears `encoding_type`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::MalformedResponse`] when a value does not decode to UTF-8.
-    pub fn decode_url_encoding(&mut self) -> Result<()> {
-        if is_url_encoded(&self.encoding_type) {
-            decode_in_place(&mut self.key)?;
-            self.encoding_type = None;
+/// `decode_url_encoding` for the results whose only encoded value is `Key`: the same method on
+/// each, written once.
+macro_rules! impl_decode_key {
+    ($($result:ty),+ $(,)?) => {$(
+        impl $result {
+            /// Decodes `Key` if the response says `EncodingType` is `url`, and clears
+            /// `encoding_type`.
+            ///
+            /// # Errors
+            /// [`ErrorKind::MalformedResponse`] when a value does not decode to UTF-8.
+            pub fn decode_url_encoding(&mut self) -> Result<()> {
+                if is_url_encoded(&self.encoding_type) {
+                    decode_in_place(&mut self.key)?;
+                    self.encoding_type = None;
+                }
+                Ok(())
+            }
         }
-        Ok(())
-    }
+    )+};
 }
 
-impl CompleteMultipartUploadResult {
-    /// Decodes `Key` if the response says `EncodingType` is `url`, and clears `encoding_type`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::MalformedResponse`] when a value does not decode to UTF-8.
-    pub fn decode_url_encoding(&mut self) -> Result<()> {
-        if is_url_encoded(&self.encoding_type) {
-            decode_in_place(&mut self.key)?;
-            self.encoding_type = None;
-        }
-        Ok(())
-    }
-}
-
-impl ListPartsResult {
-    /// Decodes `Key` if the response says `EncodingType` is `url`, and clears `encoding_type`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::MalformedResponse`] when a value does not decode to UTF-8.
-    pub fn decode_url_encoding(&mut self) -> Result<()> {
-        if is_url_encoded(&self.encoding_type) {
-            decode_in_place(&mut self.key)?;
-            self.encoding_type = None;
-        }
-        Ok(())
-    }
-}
+impl_decode_key!(
+    InitiateMultipartUploadResult,
+    CompleteMultipartUploadResult,
+    ListPartsResult,
+);
 
 impl ListMultipartUploadsResult {
     /// Decodes every key, prefix, delimiter and key marker if the response says `EncodingType`
