@@ -350,14 +350,16 @@ struct Received {
     len: u64,
 }
 
-/// Streams the body into a new blob, hashing as it goes.
+/// Streams the body into a new blob, hashing as it goes, and checks it against `expected`
+/// (`Content-MD5`). MD5 is computed only when the ETag needs it or the client sent one.
 async fn receive(
     cx: &Cx<'_>,
     body: &mut BodyReader,
     limit: u64,
     too_large: fn() -> OssError,
-    want_md5: bool,
+    expected: &Option<(String, [u8; 16])>,
 ) -> Result<Received, Failure> {
+    let want_md5 = cx.shared.etag_mode == EtagMode::Md5 || expected.is_some();
     let mut writer = cx
         .shared
         .store
@@ -386,9 +388,11 @@ async fn receive(
     }
     let len = writer.len();
     let blob = writer.finish().await.map_err(internal)?;
+    let md5 = md5.map(|m| m.finalize().into());
+    check_md5(expected, md5.as_ref())?;
     Ok(Received {
         blob,
-        md5: md5.map(|m| m.finalize().into()),
+        md5,
         crc64: crc.value(),
         len,
     })
@@ -459,16 +463,14 @@ async fn put_object(cx: &Cx<'_>, body: &mut BodyReader) -> HandlerResult {
     {
         return Err(OssError::file_already_exists("0026-00000002").into());
     }
-    let want_md5 = cx.shared.etag_mode == EtagMode::Md5 || expected.is_some();
     let received = receive(
         cx,
         body,
         MAX_PUT_OBJECT_SIZE,
         OssError::inline_data_too_large,
-        want_md5,
+        &expected,
     )
     .await?;
-    check_md5(&expected, received.md5.as_ref())?;
     let meta = ObjectMeta {
         key: cx.key().to_owned(),
         size: received.len,
@@ -780,16 +782,14 @@ async fn upload_part(cx: &Cx<'_>, body: &mut BodyReader) -> HandlerResult {
     if declared_length(cx)?.is_some_and(|len| len > MAX_PART_SIZE) {
         return Err(OssError::entity_too_large().into());
     }
-    let want_md5 = cx.shared.etag_mode == EtagMode::Md5 || expected.is_some();
     let received = receive(
         cx,
         body,
         MAX_PART_SIZE,
         OssError::entity_too_large,
-        want_md5,
+        &expected,
     )
     .await?;
-    check_md5(&expected, received.md5.as_ref())?;
     let meta = PartMeta {
         part_number,
         size: received.len,
