@@ -154,17 +154,29 @@ fn verify_v1_header(
     let request_time = sign::parse_rfc1123(date).ok_or_else(invalid_date)?;
     check_skew(request_time, now)?;
     let string_to_sign = v1::string_to_sign(&signable(request, request.query), date);
-    let expected = v1::signature(credentials.access_key_secret(), &string_to_sign);
-    if !same_signature(&expected, provided) {
-        return Err(OssError::signature_does_not_match(
+    check_v1_signature(credentials, access_key_id, provided, &string_to_sign)
+}
+
+/// Compares a V1 signature (header or presigned: the same HMAC over their own string to sign)
+/// with the one the secret gives.
+fn check_v1_signature(
+    credentials: &Credentials,
+    access_key_id: &str,
+    provided: &str,
+    string_to_sign: &str,
+) -> Result<(), OssError> {
+    let expected = v1::signature(credentials.access_key_secret(), string_to_sign);
+    if same_signature(&expected, provided) {
+        Ok(())
+    } else {
+        Err(OssError::signature_does_not_match(
             access_key_id,
             provided,
-            &string_to_sign,
+            string_to_sign,
             None,
             false,
-        ));
+        ))
     }
-    Ok(())
 }
 
 fn verify_v1_presigned(
@@ -199,17 +211,7 @@ fn verify_v1_presigned(
         .cloned()
         .collect();
     let string_to_sign = v1::string_to_sign(&signable(request, &query), expires);
-    let expected = v1::signature(credentials.access_key_secret(), &string_to_sign);
-    if !same_signature(&expected, provided) {
-        return Err(OssError::signature_does_not_match(
-            access_key_id,
-            provided,
-            &string_to_sign,
-            None,
-            false,
-        ));
-    }
-    Ok(())
+    check_v1_signature(credentials, access_key_id, provided, &string_to_sign)
 }
 
 /// Checks a V4 scope against the server: date, region, product.
