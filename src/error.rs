@@ -97,7 +97,10 @@ impl fmt::Display for Operation {
 }
 
 /// What OSS said in an error response (§6.1 of the protocol notes).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Its `Debug` leaves out the echoed `StringToSign`, `StringToSignBytes` and `CanonicalRequest`
+/// (they cover the STS token); [`ServiceError::field`] still returns them.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ServiceError {
     /// The HTTP status.
     pub status: u16,
@@ -150,7 +153,60 @@ const PERMANENT_CODES: &[&str] = &[
     "FileAlreadyExists",
 ];
 
+/// Error fields that echo what was signed, and so may carry an STS token.
+const SIGNED_ECHO_FIELDS: &[&str] = &["StringToSign", "StringToSignBytes", "CanonicalRequest"];
+
+impl fmt::Debug for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fields: Vec<(&str, String)> = self
+            .fields
+            .iter()
+            .map(|(name, value)| {
+                let shown = if SIGNED_ECHO_FIELDS.contains(&name.as_str()) {
+                    format!("<{} bytes omitted>", value.len())
+                } else {
+                    value.clone()
+                };
+                (name.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("ServiceError")
+            .field("status", &self.status)
+            .field("code", &self.code)
+            .field("message", &self.message)
+            .field("request_id", &self.request_id)
+            .field("host_id", &self.host_id)
+            .field("ec", &self.ec)
+            .field("fields", &fields)
+            .finish()
+    }
+}
+
 impl ServiceError {
+    /// Replaces every occurrence of `secret` in the message and the fields with `<redacted>`,
+    /// both as text and as the upper-case space-separated hex of `StringToSignBytes`.
+    pub fn redact(&mut self, secret: &str) {
+        if secret.is_empty() {
+            return;
+        }
+        let hex = secret
+            .bytes()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let scrub = |text: &mut String| {
+            if text.contains(secret) || text.contains(&hex) {
+                *text = text
+                    .replace(secret, "<redacted>")
+                    .replace(&hex, "<redacted>");
+            }
+        };
+        scrub(&mut self.message);
+        for (_, value) in &mut self.fields {
+            scrub(value);
+        }
+    }
+
     /// Whether the retry table (§6.3) says another attempt may succeed.
     pub fn is_retryable(&self) -> bool {
         if RETRYABLE_CODES.contains(&self.code.as_str()) {
@@ -544,6 +600,32 @@ mod tests {
             Error::invalid_input("part number must be 1..=10000").to_string(),
             "part number must be 1..=10000"
         );
+    }
+
+    #[test]
+    fn echoed_strings_to_sign_are_redacted() {
+        let mut service = ServiceError {
+            status: 403,
+            code: "SignatureDoesNotMatch".into(),
+            fields: vec![
+                (
+                    "StringToSign".into(),
+                    "PUT\nx-oss-security-token:TOK\n/b/k".into(),
+                ),
+                ("StringToSignBytes".into(), "54 4F 4B".into()),
+                ("OSSAccessKeyId".into(), "ak".into()),
+            ],
+            ..ServiceError::default()
+        };
+        let debug = format!("{service:?}");
+        assert!(!debug.contains("TOK"), "{debug}");
+        assert!(debug.contains("OSSAccessKeyId") && debug.contains("ak"));
+        service.redact("TOK");
+        assert_eq!(
+            service.field("StringToSign"),
+            Some("PUT\nx-oss-security-token:<redacted>\n/b/k")
+        );
+        assert_eq!(service.field("StringToSignBytes"), Some("<redacted>"));
     }
 
     #[test]

@@ -422,7 +422,12 @@ impl Client {
             // 203 is OSS's "stored, but the callback failed" (CallbackFailed): an error.
             if !status.is_success() || status == http::StatusCode::NON_AUTHORITATIVE_INFORMATION {
                 let headers = response.headers().clone();
-                let service = read_error(response, &progress).await;
+                let mut service = read_error(response, &progress).await;
+                // OSS echoes its string to sign (V1) and canonical request (V4) on a signature
+                // mismatch; both cover x-oss-security-token, so the echo carries the token.
+                if let Some(token) = credentials.security_token() {
+                    service.redact(token);
+                }
                 self.learn_clock_offset(&service, &headers);
                 return Err(Error::service(service));
             }
