@@ -146,7 +146,7 @@ async fn a_writer_dropped_mid_stream_aborts_its_upload() {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             loop {
                 let left = uploads_of(&client, BUCKET, &key).await;
-                if left.is_empty() == !keep || tokio::time::Instant::now() >= deadline {
+                if left.is_empty() != keep || tokio::time::Instant::now() >= deadline {
                     break left;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
