@@ -285,15 +285,28 @@ fn exchange_once(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     answer
 }
 
+/// Reads one byte; `None` at the end of the stream. libFuzzer's timers interrupt blocking reads
+/// (EINTR), which is not a timeout: read again.
+fn read_byte(stream: &mut TcpStream) -> std::io::Result<Option<u8>> {
+    let mut byte = [0u8; 1];
+    loop {
+        match stream.read(&mut byte) {
+            Ok(0) => return Ok(None),
+            Ok(_) => return Ok(Some(byte[0])),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// Reads one HTTP/1.1 response from `stream`; returns (status, keep the connection).
 fn read_response(stream: &mut TcpStream, head_request: bool) -> (u16, bool) {
     let mut raw = Vec::new();
-    let mut byte = [0u8; 1];
     while !raw.ends_with(b"\r\n\r\n") {
-        match stream.read(&mut byte) {
-            Ok(1) => raw.push(byte[0]),
-            Ok(_) if raw.is_empty() => return (0, false),
-            Ok(_) => panic!(
+        match read_byte(stream) {
+            Ok(Some(byte)) => raw.push(byte),
+            Ok(None) if raw.is_empty() => return (0, false),
+            Ok(None) => panic!(
                 "the server closed mid-head: {:?}",
                 String::from_utf8_lossy(&raw)
             ),
@@ -322,10 +335,10 @@ fn read_response(stream: &mut TcpStream, head_request: bool) -> (u16, bool) {
         loop {
             let mut line = Vec::new();
             while !line.ends_with(b"\r\n") {
-                if stream.read(&mut byte).unwrap_or(0) == 0 {
-                    return (status, false);
+                match read_byte(stream) {
+                    Ok(Some(byte)) => line.push(byte),
+                    _ => return (status, false),
                 }
-                line.push(byte[0]);
             }
             let size = usize::from_str_radix(
                 String::from_utf8_lossy(&line)
