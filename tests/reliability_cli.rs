@@ -10,7 +10,6 @@
 #[path = "common/reliability.rs"]
 mod reliability;
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,7 +19,7 @@ use osspipe::client::Client;
 use osspipe::server::LocalServer;
 use osspipe::upload::ObjectWriter;
 use osspipe::Credentials;
-use reliability::cli::{osspipe, run};
+use reliability::cli::{osspipe, run, Serve};
 use reliability::*;
 use tokio::io::AsyncWriteExt;
 
@@ -195,55 +194,14 @@ async fn case09_killed_put_is_listed_and_recovered_to_the_acknowledged_prefix() 
     server.shutdown().await;
 }
 
-/// A free loopback port (bound, read and released; the small race is acceptable in a test).
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
-}
-
-/// Starts `osspipe serve` on `addr` over `data` and waits until it accepts connections.
-async fn serve(
-    work: &std::path::Path,
-    data: &std::path::Path,
-    addr: SocketAddr,
-    credentials: &Credentials,
-) -> tokio::process::Child {
-    let args: Vec<std::ffi::OsString> = vec![
-        "serve".into(),
-        "--data".into(),
-        data.into(),
-        "--addr".into(),
-        addr.to_string().into(),
-        "--access-key-id".into(),
-        credentials.access_key_id().into(),
-        "--access-key-secret".into(),
-        credentials.access_key_secret().into(),
-        "--bucket".into(),
-        BUCKET.into(),
-    ];
-    let mut command = osspipe(work, args);
-    command.stdout(Stdio::null()).stderr(Stdio::null());
-    let child = command.spawn().expect("osspipe serve starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "osspipe serve never listened on {addr}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child
-}
-
 /// Case 10, with a real process: SIGKILL `osspipe serve` mid-upload and start it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn case10_killed_serve_process_is_restarted_and_the_upload_completes() {
     const STREAM: u64 = 64 * MIB;
-    let work = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let credentials = Credentials::new("LTAIkilledservereliability", "killed-serve-secret");
-    let addr = free_port();
-    let first = serve(work.path(), data.path(), addr, &credentials).await;
+    let first = Serve::start(data.path(), &credentials, &[BUCKET]).await;
+    let addr = first.addr();
     let client = Client::builder()
         .with_endpoint(format!("http://{addr}"))
         .with_region(REGION)
@@ -268,7 +226,7 @@ async fn case10_killed_serve_process_is_restarted_and_the_upload_completes() {
         .await
         .unwrap();
 
-    let child = Arc::new(tokio::sync::Mutex::new(Some(first)));
+    let server = Arc::new(tokio::sync::Mutex::new(Some(first)));
     let restarted = Arc::new(AtomicU64::new(0));
     let mut writer = ObjectWriter::builder(Arc::new(client.bucket(BUCKET)), "case10-process")
         .part_size(2 * MIB)
@@ -277,15 +235,14 @@ async fn case10_killed_serve_process_is_restarted_and_the_upload_completes() {
         .build()
         .unwrap();
     let streamed = {
-        let (child, restarted, credentials) =
-            (child.clone(), restarted.clone(), credentials.clone());
-        let (work, data) = (work.path().to_owned(), data.path().to_owned());
+        let (server, restarted, credentials) =
+            (server.clone(), restarted.clone(), credentials.clone());
+        let data = data.path().to_owned();
         stream_into_with(&mut writer, 1010, STREAM, move |written, _| {
-            let (child, restarted, credentials, work, data) = (
-                child.clone(),
+            let (server, restarted, credentials, data) = (
+                server.clone(),
                 restarted.clone(),
                 credentials.clone(),
-                work.clone(),
                 data.clone(),
             );
             async move {
@@ -293,13 +250,11 @@ async fn case10_killed_serve_process_is_restarted_and_the_upload_completes() {
                     return;
                 }
                 restarted.fetch_add(1, Ordering::SeqCst);
-                let mut old = child.lock().await.take().unwrap();
-                old.start_kill().expect("SIGKILL osspipe serve");
-                old.wait().await.unwrap();
+                server.lock().await.take().unwrap().kill().await;
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    let new = serve(&work, &data, addr, &credentials).await;
-                    *child.lock().await = Some(new);
+                    let new = Serve::start_on(addr, &data, &credentials, &[BUCKET]).await;
+                    *server.lock().await = Some(new);
                 });
             }
         })
@@ -307,7 +262,7 @@ async fn case10_killed_serve_process_is_restarted_and_the_upload_completes() {
     };
     assert_eq!(restarted.load(Ordering::SeqCst), 1, "the server was killed");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while child.lock().await.is_none() {
+    while server.lock().await.is_none() {
         assert!(Instant::now() < deadline, "osspipe serve never came back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -328,7 +283,6 @@ async fn case10_killed_serve_process_is_restarted_and_the_upload_completes() {
         Some(Digest256::of(&bystander)),
         "the object stored before the kill is intact"
     );
-    let mut last = child.lock().await.take().unwrap();
-    last.start_kill().unwrap();
-    last.wait().await.unwrap();
+    // A graceful stop: `osspipe serve` exits 0 only if it answered no unexpected 500.
+    server.lock().await.take().unwrap().stop().await;
 }
