@@ -1317,6 +1317,7 @@ fn server_bench(executor: &mut Executor, scratch: &Path) -> anyhow::Result<Vec<C
     let servers = [
         ServerChild::start(Store::Memory, args.etag, None)?,
         ServerChild::start(Store::BareDiscard, args.etag, None)?,
+        ServerChild::start(Store::BareKeep, args.etag, None)?,
         ServerChild::start(
             Store::Directory,
             args.etag,

@@ -181,6 +181,23 @@ impl AsyncRead for GenReader {
     }
 }
 
+/// Writes the first `len` bytes of stream `seed` to standard output.
+pub fn write_stream(seed: u64, len: u64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut generator = Generator::new(seed);
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = (buf.len() as u64).min(left) as usize;
+        generator.fill(&mut buf[..n]);
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// The CRC-64 of the first `len` bytes of stream `seed`.
 pub fn stream_crc64(seed: u64, len: u64) -> u64 {
     let mut generator = Generator::new(seed);

@@ -32,7 +32,7 @@ struct Cli {
     bench: bench::BenchArgs,
 }
 
-/// What the harness runs in its child processes.
+/// What the harness runs in its child processes, and a generator for runs by hand.
 #[derive(Debug, Subcommand)]
 enum Internal {
     /// Runs one uploader and prints its JSON report.
@@ -41,6 +41,15 @@ enum Internal {
     /// Runs one server until standard input closes.
     #[command(hide = true)]
     Serve(serve::ServeArgs),
+    /// Writes the benchmark's seeded stream to standard output (to reproduce a pipe run by
+    /// hand: `osspipe-bench generate --size 2GiB | osspipe put ...`).
+    Generate {
+        /// How many bytes.
+        #[arg(long, value_parser = bench::parse_size)]
+        size: u64,
+        #[arg(long, default_value_t = gen::DEFAULT_SEED)]
+        seed: u64,
+    },
 }
 
 fn main() {
@@ -48,6 +57,7 @@ fn main() {
     let result = match cli.command {
         Some(Internal::Runner(args)) => runner::main(args),
         Some(Internal::Serve(args)) => serve::main(args),
+        Some(Internal::Generate { size, seed }) => gen::write_stream(seed, size),
         None => bench::main(cli.bench),
     };
     if let Err(e) = result {

@@ -55,6 +55,7 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
         .fold(0.1, f64::max);
     let max_rss = series
         .iter()
+        .filter(|s| s.0 != Who::Limit)
         .flat_map(|s| s.2.iter().map(|p| p.2))
         .fold(16.0, f64::max);
     // Concurrency doubles, so its axis is log2; the x range is in log2 units.
@@ -81,7 +82,7 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(-0.2f64..x_max + 0.2, 0f64..max_speed * 1.15)?;
+        .build_cartesian_2d(-0.2f64..x_max + 0.2, 0f64..max_speed * 1.5)?;
     speed
         .configure_mesh()
         .x_desc("concurrency (parts in flight)")
@@ -99,7 +100,7 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
     }
     speed
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .draw()?;
@@ -120,7 +121,8 @@ pub fn draw(results: &Results, path: &Path) -> anyhow::Result<()> {
         .x_label_formatter(&x_label)
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
-    for (who, color, pts) in &series {
+    // The limit's RSS is its pre-cut parts (32 x 8 MiB), not an upload cost: left out.
+    for (who, color, pts) in series.iter().filter(|s| s.0 != Who::Limit) {
         let data: Vec<(f64, f64)> = pts.iter().map(|p| ((p.0 as f64).log2(), p.2)).collect();
         rss.draw_series(LineSeries::new(data.clone(), color.stroke_width(2)))?
             .label(who.name())

@@ -3,6 +3,8 @@
 //!
 //! - `memory` / `directory`: osspipe's local server (`osspipe::server::LocalServer`).
 //! - `bare-discard`: a bare hyper 1 server that reads every body and drops it.
+//! - `bare-keep`: the same, but it keeps every part's body chunks in memory until Complete (what
+//!   retaining the data costs: fresh pages for every part, like a memory store).
 //! - `bare-files`: a bare hyper 1 server that writes every body to a new file.
 //!
 //! The bare servers are the yardsticks of the server bench: they answer Initiate, UploadPart,
@@ -16,7 +18,7 @@ use std::convert::Infallible;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -42,6 +44,7 @@ pub enum Store {
     Memory,
     Directory,
     BareDiscard,
+    BareKeep,
     BareFiles,
 }
 
@@ -51,6 +54,7 @@ impl Store {
             Store::Memory => "memory",
             Store::Directory => "directory",
             Store::BareDiscard => "bare-discard",
+            Store::BareKeep => "bare-keep",
             Store::BareFiles => "bare-files",
         }
     }
@@ -132,7 +136,7 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Store::BareDiscard | Store::BareFiles => {
+            Store::BareDiscard | Store::BareKeep | Store::BareFiles => {
                 let dir = match args.store {
                     Store::BareFiles => Some(
                         args.dir
@@ -153,6 +157,8 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
                 })?;
                 let state = Arc::new(Bare {
                     dir,
+                    keep: args.store == Store::BareKeep,
+                    kept: Mutex::new(Vec::new()),
                     counter: AtomicU64::new(0),
                 });
                 tokio::select! {
@@ -174,6 +180,9 @@ fn announce(info: &ServerInfo) -> anyhow::Result<()> {
 
 struct Bare {
     dir: Option<PathBuf>,
+    /// bare-keep: part bodies are kept in `kept` until the next Complete.
+    keep: bool,
+    kept: Mutex<Vec<Vec<Bytes>>>,
     counter: AtomicU64,
 }
 
@@ -219,6 +228,17 @@ async fn bare_handle(state: &Bare, request: Request<Incoming>) -> Response<Full<
         Some(dir) if method == hyper::Method::PUT => {
             to_file(body, dir.join(format!("{number:016}.part"))).await
         }
+        None if state.keep && method == hyper::Method::PUT => match collect(body).await {
+            Ok(chunks) => {
+                state
+                    .kept
+                    .lock()
+                    .expect("no panics while locked")
+                    .push(chunks);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
         _ => discard(body).await,
     };
     if let Err(e) = stored {
@@ -236,6 +256,7 @@ async fn bare_handle(state: &Bare, request: Request<Incoming>) -> Response<Full<
             ),
         )
     } else if method == hyper::Method::POST && has("uploadId") {
+        state.kept.lock().expect("no panics while locked").clear();
         xml(
             200,
             "<CompleteMultipartUploadResult><Bucket>bench</Bucket><Key>k</Key>\
@@ -266,6 +287,16 @@ async fn discard(mut body: Incoming) -> anyhow::Result<()> {
         drop(frame?);
     }
     Ok(())
+}
+
+async fn collect(mut body: Incoming) -> anyhow::Result<Vec<Bytes>> {
+    let mut chunks = Vec::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            chunks.push(data);
+        }
+    }
+    Ok(chunks)
 }
 
 async fn to_file(mut body: Incoming, path: PathBuf) -> anyhow::Result<()> {
