@@ -10,6 +10,7 @@
 mod reliability;
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,35 +90,76 @@ fn https_is_the_default_and_http_must_be_asked_for() {
     }
 }
 
+/// A blocking loopback server on its own thread, stopped (and joined) when dropped.
+struct ThreadServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ThreadServer {
+    /// Serves each connection with `handle`, one at a time.
+    fn start(handle: impl Fn(std::net::TcpStream) + Send + 'static) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Non-blocking accepts, so the thread notices the stop flag.
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            stream.set_nonblocking(false).unwrap();
+                            stream
+                                .set_read_timeout(Some(Duration::from_secs(5)))
+                                .unwrap();
+                            handle(stream);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        Self {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for ThreadServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A plain-TCP listener that records the first bytes of each connection and answers with a
 /// readable HTTP response, as a misconfigured plain-HTTP server would.
-fn plain_server() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+fn plain_server() -> (ThreadServer, Arc<Mutex<Vec<Vec<u8>>>>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            let mut first = [0u8; 64];
-            let n = stream.read(&mut first).unwrap_or(0);
-            record.lock().unwrap().push(first[..n].to_vec());
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\netag: \"PLAIN\"\r\n\
-                  x-oss-request-id: PLAIN\r\nconnection: close\r\n\r\n",
-            );
-        }
+    let server = ThreadServer::start(move |mut stream| {
+        let mut first = [0u8; 64];
+        let n = stream.read(&mut first).unwrap_or(0);
+        record.lock().unwrap().push(first[..n].to_vec());
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\netag: \"PLAIN\"\r\n\
+              x-oss-request-id: PLAIN\r\nconnection: close\r\n\r\n",
+        );
     });
-    (port, seen)
+    (server, seen)
 }
 
 #[tokio::test]
 async fn a_bare_host_speaks_tls_and_refuses_a_plain_server() {
-    let (port, seen) = plain_server();
-    let client = client(&format!("127.0.0.1:{port}"));
+    let (server, seen) = plain_server();
+    let client = client(&format!("127.0.0.1:{}", server.port));
     let error = client
         .put_object(
             "bucket",
@@ -156,7 +198,7 @@ async fn a_bare_host_speaks_tls_and_refuses_a_plain_server() {
 }
 
 /// A TLS server with [`SELF_SIGNED_CERT`] that records how each handshake ended.
-fn self_signed_server() -> (u16, Arc<Mutex<Vec<String>>>) {
+fn self_signed_server() -> (ThreadServer, Arc<Mutex<Vec<String>>>) {
     let engine = base64::engine::general_purpose::STANDARD;
     let cert = rustls::pki_types::CertificateDer::from(engine.decode(SELF_SIGNED_CERT).unwrap());
     let key =
@@ -170,41 +212,34 @@ fn self_signed_server() -> (u16, Arc<Mutex<Vec<String>>>) {
     .with_single_cert(vec![cert], key)
     .unwrap();
     let config = Arc::new(config);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let record = outcomes.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            let mut connection = rustls::ServerConnection::new(config.clone()).unwrap();
-            let mut outcome = String::from("handshake incomplete");
-            while connection.is_handshaking() {
-                if let Err(error) = connection.complete_io(&mut stream) {
-                    outcome = format!("handshake failed: {error}");
-                    break;
-                }
+    let server = ThreadServer::start(move |mut stream| {
+        let mut connection = rustls::ServerConnection::new(config.clone()).unwrap();
+        let mut outcome = String::from("handshake incomplete");
+        while connection.is_handshaking() {
+            if let Err(error) = connection.complete_io(&mut stream) {
+                outcome = format!("handshake failed: {error}");
+                break;
             }
-            if !connection.is_handshaking() {
-                outcome = "handshake completed".to_owned();
-                let mut tls = rustls::Stream::new(&mut connection, &mut stream);
-                let _ = tls.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\netag: \"TLS\"\r\n\
-                      connection: close\r\n\r\n",
-                );
-            }
-            record.lock().unwrap().push(outcome);
         }
+        if !connection.is_handshaking() {
+            outcome = "handshake completed".to_owned();
+            let mut tls = rustls::Stream::new(&mut connection, &mut stream);
+            let _ = tls.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\netag: \"TLS\"\r\n\
+                  connection: close\r\n\r\n",
+            );
+        }
+        record.lock().unwrap().push(outcome);
     });
-    (port, outcomes)
+    (server, outcomes)
 }
 
 #[tokio::test]
 async fn a_self_signed_certificate_is_refused() {
-    let (port, outcomes) = self_signed_server();
+    let (server, outcomes) = self_signed_server();
+    let port = server.port;
     for endpoint in [
         format!("https://127.0.0.1:{port}"),
         format!("https://localhost:{port}"),
