@@ -110,6 +110,25 @@ pub trait MultipartTarget: Send + Sync + std::fmt::Debug + 'static {
         body: Bytes,
     ) -> Result<PartReceipt>;
 
+    /// [`upload_part`](Self::upload_part) for a body whose CRC-64 the caller computed already
+    /// (the writer computes it while copying the bytes in), so the target need not read the
+    /// body again. The target must still check `crc64` against the server's
+    /// `x-oss-hash-crc64ecma`. The default forwards to `upload_part`.
+    ///
+    /// # Errors
+    /// As [`upload_part`](Self::upload_part).
+    async fn upload_part_with_crc(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+        crc64: u64,
+    ) -> Result<PartReceipt> {
+        let _ = crc64;
+        self.upload_part(key, upload_id, part_number, body).await
+    }
+
     /// Completes the upload from the given parts, sorted by part number.
     ///
     /// # Errors

@@ -1115,6 +1115,17 @@ impl MultipartTarget for Bucket {
             .await
     }
 
+    async fn upload_part_with_crc(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+        crc64: u64,
+    ) -> Result<PartReceipt> {
+        Bucket::upload_part_with_crc(self, key, upload_id, part_number, body, crc64).await
+    }
+
     async fn complete(
         &self,
         key: &str,

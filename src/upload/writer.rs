@@ -422,7 +422,13 @@ async fn upload_part(
                 .with_attempts(&format!("UploadPart (part {part_number})"), || async move {
                     let receipt = common
                         .target
-                        .upload_part(&common.key, upload_id, part_number, body.clone())
+                        .upload_part_with_crc(
+                            &common.key,
+                            upload_id,
+                            part_number,
+                            body.clone(),
+                            crc,
+                        )
                         .await
                         .map_err(|e| context(e, Operation::UploadPart, Some(part_number)))?;
                     check_part(common, upload_id, part_number, body, crc, receipt)
