@@ -7,6 +7,34 @@
 
 use bytes::BytesMut;
 
+/// Part buffers at least this large start on a [`PART_BUFFER_ALIGN`] boundary.
+const ALIGN_FROM: usize = 64 * 1024;
+
+/// The alignment of large part buffers. Copying into a destination that is not 64-byte aligned
+/// runs at a fraction of the speed on some CPUs (on this project's AMD EPYC bench machine,
+/// glibc's `memmove` from a page-aligned source into a 16-byte aligned destination: 1.6 GiB/s
+/// instead of 6-8), and malloc aligns large blocks to 16 bytes only. Page alignment also
+/// suits any source alignment.
+pub(super) const PART_BUFFER_ALIGN: usize = 4096;
+
+/// An empty buffer of exactly `capacity` bytes. From [`ALIGN_FROM`] bytes on it starts on a
+/// [`PART_BUFFER_ALIGN`] boundary of a slightly larger allocation (at most
+/// `PART_BUFFER_ALIGN` bytes more, which the budget does not count: under 7 %, and 0.05 % of
+/// an 8 MiB part).
+pub(super) fn part_buffer(capacity: usize) -> BytesMut {
+    if capacity < ALIGN_FROM {
+        return BytesMut::with_capacity(capacity);
+    }
+    let mut allocation = BytesMut::with_capacity(capacity + PART_BUFFER_ALIGN);
+    let pad = allocation.as_ptr().align_offset(PART_BUFFER_ALIGN);
+    // Both splits share the allocation; dropping the head and the tail leaves the buffer its
+    // only owner, so a sent part can still be reclaimed with `Bytes::try_into_mut`.
+    let mut buffer = allocation.split_off(pad);
+    drop(allocation);
+    drop(buffer.split_off(capacity));
+    buffer
+}
+
 /// Idle part buffers, each counted against the writer's memory budget.
 #[derive(Debug, Default)]
 pub(super) struct BufferPool {
@@ -73,6 +101,23 @@ impl BufferPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_part_buffers_are_aligned_exact_and_reclaimable() {
+        for capacity in [ALIGN_FROM, 100 * 1024 + 3, 8 << 20] {
+            let mut buffer = part_buffer(capacity);
+            assert_eq!(buffer.as_ptr() as usize % PART_BUFFER_ALIGN, 0);
+            assert_eq!(buffer.capacity(), capacity);
+            assert!(buffer.is_empty());
+            buffer.extend_from_slice(&vec![7u8; capacity]);
+            assert_eq!(buffer.capacity(), capacity, "filling never reallocates");
+            let start = buffer.as_ptr();
+            let sent = buffer.freeze();
+            let reclaimed = sent.try_into_mut().expect("the only owner");
+            assert_eq!(reclaimed.as_ptr(), start);
+        }
+        assert_eq!(part_buffer(1000).capacity(), 1000);
+    }
 
     #[test]
     fn keeps_useful_buffers_within_its_limits() {

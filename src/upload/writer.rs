@@ -24,7 +24,7 @@ use crate::target::{MultipartTarget, ObjectOptions, ObjectReceipt, PartReceipt};
 use crate::{Error, ErrorKind, Operation, Result};
 
 use super::plan::PartSizePlan;
-use super::pool::BufferPool;
+use super::pool::{self, BufferPool};
 use super::progress::Progress;
 use super::{
     ABORT_TIMEOUT, DEFAULT_ATTEMPTS, DEFAULT_FIRST_PART_SIZE, DEFAULT_MAX_IN_FLIGHT,
@@ -1217,7 +1217,7 @@ impl ObjectWriter {
                 .max(len as u64 + wanted as u64)
                 .max(FIRST_BUFFER_CAPACITY)
                 .min(part_size);
-            let mut buffer = BytesMut::with_capacity(grown as usize);
+            let mut buffer = pool::part_buffer(grown as usize);
             buffer.extend_from_slice(&self.current);
             // Both buffers exist during the copy.
             self.peak_buffered = self.peak_buffered.max(self.buffered() + grown);
@@ -1235,7 +1235,7 @@ impl ObjectWriter {
             return false;
         }
         self.pool.shrink_to(self.max_memory - needed);
-        self.current = BytesMut::with_capacity(part_size as usize);
+        self.current = pool::part_buffer(part_size as usize);
         self.note_memory();
         true
     }
