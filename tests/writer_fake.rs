@@ -868,3 +868,20 @@ async fn part_buffers_are_reused() {
         addresses.len()
     );
 }
+
+#[tokio::test]
+async fn explicit_abort_reports_an_abort_that_failed() {
+    let target = fake();
+    let mut writer = fixed_writer(&target, 100);
+    writer.write_all(&data(350, 29)).await.unwrap();
+    writer.sync_durable(false).await.unwrap();
+    let (_, upload_id) = target.uploads()[0].clone();
+    target.inject(Fault::fail(Operation::AbortMultipartUpload, || {
+        Error::new(ErrorKind::InvalidInput, "abort refused")
+    }));
+    let error = writer.abort().await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+    assert_eq!(error.upload_id(), Some(upload_id.as_str()));
+    assert_eq!(error.operation(), Some(Operation::AbortMultipartUpload));
+    assert_eq!(target.uploads().len(), 1, "the upload is left and reported");
+}

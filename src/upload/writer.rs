@@ -285,6 +285,7 @@ impl ObjectWriterBuilder {
             resumed_short_tail: None,
             parts_sent: 0,
             peak_buffered: 0,
+            abort_failure: None,
             published_at: 0,
             object_crc: 0,
             outcome: None,
@@ -582,12 +583,12 @@ fn abort_upload(
     common: Arc<Common>,
     upload: Option<UploadId>,
     mut in_flight: JoinSet<PartDone>,
-) -> BoxFuture<'static, ()> {
+) -> BoxFuture<'static, Option<Error>> {
     async move {
         // Stop the parts first: OSS does not delete parts still being uploaded when it aborts.
         in_flight.abort_all();
         while in_flight.join_next().await.is_some() {}
-        let Some(upload) = upload else { return };
+        let Some(upload) = upload else { return None };
         let aborted = tokio::time::timeout(ABORT_TIMEOUT, async {
             let upload_id = upload.await.map_err(|e| e.duplicate())?;
             let result = common
@@ -604,22 +605,30 @@ fn abort_upload(
         .await;
         match aborted {
             Ok(Ok(upload_id)) => {
-                tracing::info!(key = %common.key, "aborted multipart upload {upload_id}")
+                tracing::info!(key = %common.key, "aborted multipart upload {upload_id}");
+                None
             }
             Ok(Err(error)) => {
                 // Without an upload id, Initiate itself failed: there is nothing to abort.
-                if let Some(upload_id) = error.upload_id() {
-                    tracing::warn!(
-                        key = %common.key,
-                        "could not abort multipart upload {upload_id} ({error}); clean it up with `{}`",
-                        common.cleanup_command(upload_id)
-                    );
-                }
+                let upload_id = error.upload_id()?;
+                tracing::warn!(
+                    key = %common.key,
+                    "could not abort multipart upload {upload_id} ({error}); clean it up with `{}`",
+                    common.cleanup_command(upload_id)
+                );
+                Some(context(error, Operation::AbortMultipartUpload, None))
             }
-            Err(_) => tracing::warn!(
-                key = %common.key,
-                "aborting the multipart upload took longer than {ABORT_TIMEOUT:?}; list it with ListMultipartUploads and abort it"
-            ),
+            Err(_) => {
+                let message = format!(
+                    "aborting the multipart upload took longer than {ABORT_TIMEOUT:?}; list it with ListMultipartUploads and abort it"
+                );
+                tracing::warn!(key = %common.key, "{message}");
+                Some(
+                    Error::new(ErrorKind::Timeout, message)
+                        .with_operation(Operation::AbortMultipartUpload)
+                        .with_key(&common.key),
+                )
+            }
         }
     }
     .boxed()
@@ -700,7 +709,8 @@ enum State {
     Completing(BoxFuture<'static, Result<ObjectReceipt>>),
     /// Stopping the parts and aborting the upload; the error is returned when that is done.
     Aborting {
-        abort: BoxFuture<'static, ()>,
+        /// Resolves to the abort's own failure, if it failed.
+        abort: BoxFuture<'static, Option<Error>>,
         error: Error,
     },
     /// The object is complete; the outcome is in the writer.
@@ -791,6 +801,8 @@ pub struct ObjectWriter {
     resumed_short_tail: Option<u64>,
     parts_sent: u32,
     peak_buffered: u64,
+    /// Why aborting the upload failed, for [`abort`](Self::abort) to report.
+    abort_failure: Option<Error>,
     published_at: u64,
     object_crc: u64,
     outcome: Option<UploadOutcome>,
@@ -907,10 +919,11 @@ impl ObjectWriter {
     /// sent as a (short) part if they are at least the plan's minimum part size (100 KB for OSS),
     /// so that every byte accepted so far becomes durable; a shorter tail stays buffered (compare
     /// the result with [`progress`](Self::progress)`.bytes_accepted`). Cutting parts short lowers
-    /// the plan's ceiling.
+    /// the plan's ceiling. After a successful shutdown it returns the object's size at once
+    /// (every byte is durable).
     ///
     /// # Errors
-    /// The writer's latched error, or [`ErrorKind::Closed`] after shutdown began.
+    /// The writer's latched error, or [`ErrorKind::Closed`] while shutdown is in progress.
     pub async fn sync_durable(&mut self, cut_tail: bool) -> Result<u64> {
         poll_fn(|cx| self.poll_sync_durable(cx, cut_tail)).await
     }
@@ -935,7 +948,9 @@ impl ObjectWriter {
     /// for the abort (unlike dropping, which aborts in the background).
     ///
     /// # Errors
-    /// The writer's error if it had already failed; an abort that fails is only logged.
+    /// The writer's error if it had already failed; else the abort's own failure (it carries
+    /// the upload id, which is then left on the server: see `osspipe abort`), including a
+    /// timeout after [`ABORT_TIMEOUT`](super::ABORT_TIMEOUT).
     pub async fn abort(mut self) -> Result<()> {
         let failed_before = matches!(self.state, State::Aborting { .. } | State::Failed(_));
         if matches!(self.state, State::Done) {
@@ -944,9 +959,11 @@ impl ObjectWriter {
         self.fail(Error::new(ErrorKind::Closed, "the upload was aborted"));
         let error = poll_fn(|cx| self.poll_failure(cx)).await;
         if failed_before {
-            Err(error)
-        } else {
-            Ok(())
+            return Err(error);
+        }
+        match self.abort_failure.take() {
+            Some(abort_failure) => Err(abort_failure),
+            None => Ok(()),
         }
     }
 
@@ -1032,7 +1049,7 @@ impl ObjectWriter {
     fn poll_failure(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
         match &mut self.state {
             State::Aborting { abort, .. } => {
-                ready!(abort.poll_unpin(cx));
+                self.abort_failure = ready!(abort.poll_unpin(cx));
                 let State::Aborting { error, .. } = mem::replace(&mut self.state, State::Done)
                 else {
                     unreachable!("matched above")
