@@ -588,7 +588,7 @@ fn abort_upload(
         // Stop the parts first: OSS does not delete parts still being uploaded when it aborts.
         in_flight.abort_all();
         while in_flight.join_next().await.is_some() {}
-        let Some(upload) = upload else { return None };
+        let upload = upload?;
         let aborted = tokio::time::timeout(ABORT_TIMEOUT, async {
             let upload_id = upload.await.map_err(|e| e.duplicate())?;
             let result = common

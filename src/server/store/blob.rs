@@ -598,7 +598,7 @@ mod tests {
             assert_eq!(sizes, [BLOCK_BYTES, BLOCK_BYTES, 300_000]);
             assert!(chunks[..2]
                 .iter()
-                .all(|block| block.as_ptr() as usize % BLOCK_ALIGN == 0));
+                .all(|block| (block.as_ptr() as usize).is_multiple_of(BLOCK_ALIGN)));
         } else {
             panic!("a memory blob");
         }
