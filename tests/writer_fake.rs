@@ -885,3 +885,91 @@ async fn explicit_abort_reports_an_abort_that_failed() {
     assert_eq!(error.operation(), Some(Operation::AbortMultipartUpload));
     assert_eq!(target.uploads().len(), 1, "the upload is left and reported");
 }
+
+/// Yields `data` in reads of the sizes in `steps` (cycled), then ends or fails.
+struct ChunkedReader {
+    data: Vec<u8>,
+    offset: usize,
+    steps: Vec<usize>,
+    step: usize,
+    fail_at_end: bool,
+}
+
+impl tokio::io::AsyncRead for ChunkedReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.offset == this.data.len() && this.fail_at_end {
+            return std::task::Poll::Ready(Err(std::io::Error::other("producer crashed")));
+        }
+        let want = this.steps[this.step % this.steps.len()];
+        this.step += 1;
+        let n = want.min(buf.remaining()).min(this.data.len() - this.offset);
+        buf.put_slice(&this.data[this.offset..this.offset + n]);
+        this.offset += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_from_reads_into_the_parts() {
+    let target = fake();
+    let input = data(10_500, 41);
+    let mut writer = fixed_writer(&target, 1000);
+    let mut reader = ChunkedReader {
+        data: input.clone(),
+        offset: 0,
+        steps: vec![1, 333, 4096, 7, 999],
+        step: 0,
+        fail_at_end: false,
+    };
+    assert_eq!(writer.copy_from(&mut reader).await.unwrap(), 10_500);
+    assert_eq!(writer.progress().bytes_accepted, 10_500);
+    writer.shutdown().await.unwrap();
+    let outcome = writer.outcome().unwrap().clone();
+    assert_eq!(outcome.parts, 11);
+    assert_eq!(outcome.crc64, crc64::checksum(&input));
+    let object = target.object(KEY).unwrap();
+    assert_eq!(object.body, input);
+    assert_eq!(object.part_sizes, [vec![1000; 10], vec![500]].concat());
+    assert!(writer.progress().peak_buffered_bytes <= 5000);
+}
+
+#[tokio::test]
+async fn copy_from_a_small_reader_is_one_put_object() {
+    let target = Arc::new(MemoryTarget::new());
+    let mut writer = ObjectWriter::builder(target.clone(), KEY).build().unwrap();
+    let mut reader: &[u8] = b"hello oss\n";
+    assert_eq!(writer.copy_from(&mut reader).await.unwrap(), 10);
+    writer.shutdown().await.unwrap();
+    assert_eq!(writer.outcome().unwrap().crc64, 17223430255209957478);
+    assert_eq!(target.count(Operation::PutObject), 1);
+    assert_eq!(&target.object(KEY).unwrap().body[..], b"hello oss\n");
+}
+
+#[tokio::test]
+async fn copy_from_reports_a_read_error_without_latching_it() {
+    let target = fake();
+    let mut writer = fixed_writer(&target, 100);
+    let mut reader = ChunkedReader {
+        data: data(250, 43),
+        offset: 0,
+        steps: vec![64],
+        step: 0,
+        fail_at_end: true,
+    };
+    let error = writer.copy_from(&mut reader).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Io, "{error}");
+    assert_eq!(
+        writer.progress().bytes_accepted,
+        250,
+        "what was read is accepted"
+    );
+    // The caller decides: here it aborts, and nothing is left.
+    writer.abort().await.unwrap();
+    assert!(target.uploads().is_empty());
+    assert!(target.object(KEY).is_none());
+}

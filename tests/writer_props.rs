@@ -29,6 +29,8 @@ struct Case {
     memory_parts: u64,
     memory_slack: u64,
     zero_copy: bool,
+    /// Feed the writer through `ObjectWriter::copy_from` (reads of the `writes` sizes).
+    read_from: bool,
     delay_seed: Option<u64>,
 }
 
@@ -44,6 +46,7 @@ fn case() -> impl Strategy<Value = Case> {
         2u64..5,
         0u64..100,
         any::<bool>(),
+        any::<bool>(),
         option::of(any::<u64>()),
     )
         .prop_map(
@@ -58,6 +61,7 @@ fn case() -> impl Strategy<Value = Case> {
                 memory_parts,
                 memory_slack,
                 zero_copy,
+                read_from,
                 delay_seed,
             )| Case {
                 data,
@@ -70,6 +74,7 @@ fn case() -> impl Strategy<Value = Case> {
                 memory_parts,
                 memory_slack,
                 zero_copy,
+                read_from,
                 delay_seed,
             },
         )
@@ -96,14 +101,44 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Writes `data` in pieces of the given sizes (cycled), by `write_all` or `write_bytes`, then
-/// shuts down.
+/// A reader that returns `data` in reads of the given sizes (cycled).
+struct PiecesReader<'a> {
+    data: &'a [u8],
+    sizes: std::iter::Cycle<std::slice::Iter<'a, usize>>,
+}
+
+impl tokio::io::AsyncRead for PiecesReader<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let size = *self.sizes.next().expect("at least one size");
+        let n = size.min(buf.remaining()).min(self.data.len());
+        let (piece, rest) = self.data.split_at(n);
+        buf.put_slice(piece);
+        self.data = rest;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Writes `data` in pieces of the given sizes (cycled), by `write_all`, `write_bytes` or
+/// `copy_from`, then shuts down.
 async fn stream(
     writer: &mut ObjectWriter,
     data: &[u8],
     writes: &[usize],
     zero_copy: bool,
+    read_from: bool,
 ) -> Result<(), Error> {
+    if read_from {
+        let mut reader = PiecesReader {
+            data,
+            sizes: writes.iter().cycle(),
+        };
+        writer.copy_from(&mut reader).await?;
+        return writer.shutdown().await.map_err(Error::from_io);
+    }
     let mut offset = 0;
     for size in writes.iter().cycle() {
         if offset == data.len() {
@@ -138,7 +173,14 @@ fn check(case: Case) -> Result<(), TestCaseError> {
             .max_in_flight(case.max_in_flight)
             .build()
             .unwrap();
-        let result = stream(&mut writer, &case.data, &case.writes, case.zero_copy).await;
+        let result = stream(
+            &mut writer,
+            &case.data,
+            &case.writes,
+            case.zero_copy,
+            case.read_from,
+        )
+        .await;
         let progress = writer.progress();
         prop_assert!(progress.peak_buffered_bytes <= max_memory, "{progress:?}");
         prop_assert!(target.peak_bytes_in_flight() <= max_memory);
@@ -297,7 +339,7 @@ fn check_all_or_nothing(
             .attempts(3)
             .build()
             .unwrap();
-        let result = stream(&mut writer, &data, &writes, false).await;
+        let result = stream(&mut writer, &data, &writes, false, false).await;
         // Wait out anything still running in the background.
         tokio::time::sleep(Duration::from_secs(60)).await;
         prop_assert!(target.uploads().is_empty(), "an upload was left behind");

@@ -293,3 +293,29 @@ async fn kept_parts_can_be_resumed() {
     assert_eq!(uploads_left(&client, key).await, 0);
     finish(server).await;
 }
+
+#[tokio::test]
+async fn copy_from_a_pipe_reads_straight_into_the_parts() {
+    let server = server().await;
+    let client = client(&server);
+    let input = data(13 * PART as usize / 2 + 17, 61);
+    // A real pipe between two tasks: reads return whatever the writer side has produced.
+    let (mut producer, mut consumer) = tokio::io::duplex(64 * 1024);
+    let fed = input.clone();
+    let feeding = tokio::spawn(async move {
+        for piece in fed.chunks(10_007) {
+            producer.write_all(piece).await.unwrap();
+        }
+    });
+    let mut writer = builder(&client, "copied.bin").build().unwrap();
+    let read = writer.copy_from(&mut consumer).await.unwrap();
+    feeding.await.unwrap();
+    assert_eq!(read, input.len() as u64);
+    writer.shutdown().await.unwrap();
+    let outcome = writer.outcome().unwrap().clone();
+    assert_eq!(outcome.parts, 7);
+    assert_eq!(outcome.crc64, osspipe::crc64::checksum(&input));
+    assert_eq!(read_back(&client, "copied.bin").await, input);
+    assert_eq!(uploads_left(&client, "copied.bin").await, 0);
+    finish(server).await;
+}

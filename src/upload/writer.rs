@@ -36,6 +36,9 @@ use super::{
 /// they are copied (one pass over memory, not two).
 const COPY_BLOCK: usize = 64 * 1024;
 
+/// The largest single read of [`ObjectWriter::copy_from`].
+const READ_FROM_BYTES: usize = 1024 * 1024;
+
 /// Idle part buffers kept for reuse: in steady state one part fills while the others are in
 /// flight, so one or two spares are enough.
 const POOL_BUFFERS: usize = 2;
@@ -386,6 +389,11 @@ impl Common {
 }
 
 /// Names the operation (and part) on an error from the target that did not.
+/// A failed read of [`ObjectWriter::copy_from`]'s reader.
+fn read_error(error: io::Error) -> Error {
+    Error::new(ErrorKind::Io, "reading the input failed").with_source(error)
+}
+
 fn context(mut error: Error, operation: Operation, part_number: Option<u32>) -> Error {
     if error.operation().is_none() {
         error = error.with_operation(operation);
@@ -914,6 +922,37 @@ impl ObjectWriter {
         .await
     }
 
+    /// Reads `reader` to its end straight into the part buffers and returns how many bytes it
+    /// read. Unlike `tokio::io::copy(reader, writer)`, the bytes land in the part being filled
+    /// with no intermediate buffer, which saves one copy of every byte (the reader's own copy
+    /// into the part is the only one). Reads are at most 1 MiB and never larger than what the
+    /// memory budget has room for; each read's bytes go through CRC-64 while still in cache.
+    /// It does not shut the writer down: call [`shutdown`](tokio::io::AsyncWriteExt::shutdown)
+    /// after it to complete the object.
+    ///
+    /// # Errors
+    /// The writer's latched error, [`ErrorKind::Closed`] after shutdown began, or an
+    /// [`ErrorKind::Io`] error when reading fails. A read error is not latched: the bytes read
+    /// before it are accepted, and the caller decides whether to complete the object (a
+    /// truncated stream) or to drop or [`abort`](Self::abort) the writer.
+    ///
+    /// # Cancel safety
+    /// Cancel-safe: bytes already read are accepted (see
+    /// [`progress`](Self::progress)`.bytes_accepted`); nothing is lost between reads.
+    pub async fn copy_from<R>(&mut self, reader: &mut R) -> Result<u64>
+    where
+        R: tokio::io::AsyncRead + Unpin + ?Sized,
+    {
+        let mut total = 0u64;
+        loop {
+            let read = poll_fn(|cx| self.poll_read_from(cx, Pin::new(&mut *reader))).await?;
+            if read == 0 {
+                return Ok(total);
+            }
+            total += read as u64;
+        }
+    }
+
     /// A durability point: waits until every part sent so far is acknowledged, and returns how
     /// many bytes are durable. With `cut_tail`, the bytes buffered in the current part are first
     /// sent as a (short) part if they are at least the plan's minimum part size (100 KB for OSS),
@@ -1375,6 +1414,85 @@ impl ObjectWriter {
         }
         self.publish(false);
         Poll::Ready(Ok(written))
+    }
+
+    /// One read from `reader` into the part being filled: `Ready(Ok(n))` with the bytes read
+    /// (0 at the end of the reader), or `Pending` while the reader or the budget is not ready.
+    fn poll_read_from<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut reader: Pin<&mut R>,
+    ) -> Poll<Result<usize>>
+    where
+        R: tokio::io::AsyncRead + ?Sized,
+    {
+        ready!(self.poll_writable(cx))?;
+        if let Err(error) = self.poll_parts(cx) {
+            self.fail(error);
+            return self.poll_failure(cx).map(Err);
+        }
+        loop {
+            let part_size = self.plan.part_size(self.part_number);
+            let len = self.current.len() as u64;
+            let last_plan_part = self.part_number >= self.plan.max_parts();
+            let ready_to_read = if len >= part_size {
+                if last_plan_part {
+                    // The plan's last part is full: fine if the reader is at its end too.
+                    let mut probe = [0u8; 1];
+                    let mut probe = tokio::io::ReadBuf::new(&mut probe);
+                    ready!(reader.as_mut().poll_read(cx, &mut probe)).map_err(read_error)?;
+                    if probe.filled().is_empty() {
+                        return Poll::Ready(Ok(0));
+                    }
+                    let error = self.too_large_error();
+                    self.fail(error);
+                    return self.poll_failure(cx).map(Err);
+                }
+                if self.in_flight.len() < self.in_flight_limit(part_size) {
+                    if let Err(error) = self.send_current() {
+                        self.fail(error);
+                        return self.poll_failure(cx).map(Err);
+                    }
+                    continue;
+                }
+                false
+            } else {
+                self.reserve_current(part_size, READ_FROM_BYTES)
+            };
+            if ready_to_read {
+                break;
+            }
+            // Blocked on a free slot or on memory.
+            match self.poll_parts(cx) {
+                Ok(true) => continue,
+                Ok(false) => {
+                    debug_assert!(!self.in_flight.is_empty(), "pending with nothing in flight");
+                    return Poll::Pending;
+                }
+                Err(error) => {
+                    self.fail(error);
+                    return self.poll_failure(cx).map(Err);
+                }
+            }
+        }
+        let start = self.current.len();
+        let part_size = self.plan.part_size(self.part_number);
+        let room = (part_size as usize - start)
+            .min(self.current.capacity() - start)
+            .min(READ_FROM_BYTES);
+        // `Limit` keeps the read within the part and the buffer's capacity (no reallocation).
+        let mut window = bytes::BufMut::limit(&mut self.current, room);
+        let read =
+            ready!(tokio_util::io::poll_read_buf(reader, cx, &mut window)).map_err(read_error)?;
+        if read > 0 {
+            let fresh = &self.current[start..];
+            for block in fresh.chunks(COPY_BLOCK) {
+                self.current_crc.update(block);
+            }
+            self.accepted += read as u64;
+            self.publish(false);
+        }
+        Poll::Ready(Ok(read))
     }
 
     fn poll_sync_durable(&mut self, cx: &mut Context<'_>, cut_tail: bool) -> Poll<Result<u64>> {

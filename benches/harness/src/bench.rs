@@ -161,6 +161,7 @@ pub struct BenchArgs {
 pub enum Who {
     Limit,
     Osspipe,
+    OsspipeRead,
     Opendal,
     SdkDefault,
     Sdk,
@@ -170,9 +171,10 @@ pub enum Who {
 }
 
 impl Who {
-    pub const TABLE: [Who; 6] = [
+    pub const TABLE: [Who; 7] = [
         Who::Limit,
         Who::Osspipe,
+        Who::OsspipeRead,
         Who::Opendal,
         Who::SdkDefault,
         Who::Sdk,
@@ -183,6 +185,7 @@ impl Who {
         match self {
             Who::Limit => "limit",
             Who::Osspipe => "osspipe",
+            Who::OsspipeRead => "osspipe-read",
             Who::Opendal => "opendal",
             Who::SdkDefault => "sdk-default",
             Who::Sdk => "sdk",
@@ -197,6 +200,7 @@ impl Who {
         match self {
             Who::Limit => "limit: bare reqwest, pre-cut parts",
             Who::Osspipe => "osspipe ObjectWriter (tokio::io::copy, CRC-64)",
+            Who::OsspipeRead => "osspipe ObjectWriter::copy_from (reads into the parts, CRC-64)",
             Who::Opendal => "OpenDAL 0.59 writer (chunk, concurrent)",
             Who::SdkDefault => "Python SDK upload_from, defaults (6 MiB, 3 threads)",
             Who::Sdk => "Python SDK upload_from (same part size, threads)",
@@ -555,6 +559,7 @@ impl Executor {
             .arg(match kind {
                 Kind::Limit => "limit",
                 Kind::Osspipe => "osspipe",
+                Kind::OsspipeRead => "osspipe-read",
                 Kind::Opendal => "opendal",
                 Kind::Gen => "gen",
             })
@@ -601,9 +606,15 @@ impl Executor {
         let limit = Duration::from_secs(self.args.timeout);
         let info = server.map(|s| &s.info);
         let (finished, report): (Finished, Option<RunnerReport>) = match case.who {
-            Who::Limit | Who::Osspipe | Who::Opendal | Who::Growth | Who::Generator => {
+            Who::Limit
+            | Who::Osspipe
+            | Who::OsspipeRead
+            | Who::Opendal
+            | Who::Growth
+            | Who::Generator => {
                 let kind = match case.who {
                     Who::Limit => Kind::Limit,
+                    Who::OsspipeRead => Kind::OsspipeRead,
                     Who::Opendal => Kind::Opendal,
                     Who::Generator => Kind::Gen,
                     _ => Kind::Osspipe,

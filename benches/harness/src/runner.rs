@@ -39,6 +39,8 @@ pub enum Kind {
     Limit,
     /// `tokio::io::copy` from the generator into osspipe's `ObjectWriter`.
     Osspipe,
+    /// `ObjectWriter::copy_from` the generator: it reads straight into the part buffers.
+    OsspipeRead,
     /// The same into OpenDAL's OSS writer (`chunk`, `concurrent`).
     Opendal,
     /// The generator into `tokio::io::sink()`: what producing the data costs.
@@ -133,7 +135,8 @@ pub fn main(args: RunnerArgs) -> anyhow::Result<()> {
     let report = runtime.block_on(async {
         match args.kind {
             Kind::Limit => limit(&args).await,
-            Kind::Osspipe => osspipe_writer(&args).await,
+            Kind::Osspipe => osspipe_writer(&args, false).await,
+            Kind::OsspipeRead => osspipe_writer(&args, true).await,
             Kind::Opendal => opendal(&args).await,
             Kind::Gen => generator_only(&args).await,
         }
@@ -158,7 +161,8 @@ async fn generator_only(args: &RunnerArgs) -> anyhow::Result<RunnerReport> {
     })
 }
 
-async fn osspipe_writer(args: &RunnerArgs) -> anyhow::Result<RunnerReport> {
+/// `read_into`: `ObjectWriter::copy_from` instead of `tokio::io::copy`.
+async fn osspipe_writer(args: &RunnerArgs, read_into: bool) -> anyhow::Result<RunnerReport> {
     let client = Client::builder()
         .with_endpoint(&args.endpoint)
         .with_region(&args.region)
@@ -181,7 +185,11 @@ async fn osspipe_writer(args: &RunnerArgs) -> anyhow::Result<RunnerReport> {
     let mut reader = GenReader::new(args.seed, args.size);
     let cpu = cpu_self();
     let start = Instant::now();
-    tokio::io::copy(&mut reader, &mut writer).await?;
+    if read_into {
+        writer.copy_from(&mut reader).await?;
+    } else {
+        tokio::io::copy(&mut reader, &mut writer).await?;
+    }
     writer.shutdown().await?;
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = cpu_self() - cpu;
