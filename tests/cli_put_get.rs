@@ -238,3 +238,43 @@ fn get_refuses_bytes_whose_crc64_does_not_match() {
     );
     assert!(serve.stop().success());
 }
+
+/// Standard input that is a pipe is read without blocking (straight into the part buffers);
+/// a slow producer still gives the whole object, and the pipe is handed back in blocking mode
+/// (the mode belongs to the pipe, which a shell may pass on to the next command).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_pipe_on_stdin_is_read_whole_and_left_blocking() {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    let serve = Serve::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let input = seeded(71, 3 * MIB + 12_345);
+    let url = format!("oss://{BUCKET}/pipes/slow.bin");
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let ours = reader.try_clone().unwrap();
+    let mut put = serve.osspipe(work.path());
+    put.args(["put", &url, "--json", "--part-size", "1048576"]);
+    put.stdin(reader);
+    let child = put.spawn().expect("osspipe starts");
+    let fed = input.clone();
+    let feeder = std::thread::spawn(move || {
+        for piece in fed.chunks(200_003) {
+            writer.write_all(piece).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    let ran = wait_output(child);
+    feeder.join().unwrap();
+    assert_eq!(ran.code, Some(0), "{}", ran.both());
+    assert_eq!(ran.json()["size"], input.len() as u64);
+    assert_eq!(
+        ran.json()["crc64"],
+        osspipe::crc64::checksum(&input).to_string()
+    );
+    // SAFETY: F_GETFL on a descriptor this test owns.
+    let flags = unsafe { libc::fcntl(ours.as_raw_fd(), libc::F_GETFL) };
+    assert!(flags >= 0);
+    assert_eq!(flags & libc::O_NONBLOCK, 0, "the pipe is blocking again");
+}

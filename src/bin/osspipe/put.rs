@@ -1,7 +1,9 @@
 //! `osspipe put`: standard input (or a file) into one object.
 //!
-//! A reader thread does large blocking reads (1 MiB) and hands `Bytes` to the async side over
-//! a small bounded channel, so memory stays bounded by the writer's budget plus a few chunks.
+//! A pipe on standard input is read without blocking straight into the writer's part buffers
+//! ([`ObjectWriter::copy_from`]). Anything else (a file, a terminal) is read by a thread doing
+//! large blocking reads (1 MiB) into reused buffers, handing `Bytes` to the async side over a
+//! small bounded channel, so memory stays bounded by the writer's budget plus a few chunks.
 //! Every wait (for input, for the writer, for Complete) races SIGINT/SIGTERM: a signal before
 //! the end aborts the upload (or keeps its parts with `--keep-parts-on-error`). The object is
 //! completed only after the input reached its end; a read error or a signal never completes a
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use osspipe::target::{MultipartTarget, ObjectOptions};
 use osspipe::upload::{MemoryTarget, ObjectWriter, ObjectWriterBuilder, UploadOutcome};
-use osspipe::{limits, Error};
+use osspipe::{limits, Error, Operation};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
@@ -32,6 +34,10 @@ const READ_CHUNK: usize = 1024 * 1024;
 
 /// A read buffer with less room than this is swapped for another, so reads stay large.
 const MIN_READ_ROOM: usize = 64 * 1024;
+
+/// The capacity asked for a pipe on standard input (see [`StdinPipe::open`]).
+#[cfg(target_os = "linux")]
+const PIPE_BYTES: libc::c_int = 1024 * 1024;
 
 /// The alignment of the read buffers' start (see [`ReadBuffers::next`]).
 const READ_ALIGN: usize = 4096;
@@ -239,6 +245,74 @@ impl ReadBuffers {
     }
 }
 
+/// Standard input when it is a pipe (or FIFO), read without blocking a thread so that
+/// [`ObjectWriter::copy_from`] can read it straight into the part buffers.
+struct StdinPipe {
+    #[cfg(unix)]
+    receiver: tokio::net::unix::pipe::Receiver,
+    /// The read error, if reading failed (told apart from the writer's own errors).
+    failure: Option<io::Error>,
+}
+
+impl StdinPipe {
+    /// `None` when standard input is not a pipe (a file, a terminal, /dev/null) or cannot be
+    /// switched to non-blocking mode.
+    #[cfg(not(unix))]
+    fn open() -> Option<Self> {
+        None
+    }
+
+    #[cfg(unix)]
+    fn open() -> Option<Self> {
+        use std::os::fd::AsFd;
+        let fd = io::stdin().as_fd().try_clone_to_owned().ok()?;
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            // A 64 KiB pipe (the default) makes the producer and this reader take turns every
+            // 64 KiB; 1 MiB (the unprivileged maximum) lets the producer keep writing while
+            // we check a read's CRC. Failing (a lowered limit) just keeps the default.
+            // SAFETY: fcntl on a descriptor we own, with an integer argument.
+            let _ = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
+        }
+        let receiver = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()?;
+        Some(Self {
+            receiver,
+            failure: None,
+        })
+    }
+
+    /// Puts the pipe back in blocking mode: the mode belongs to the pipe, which a shell may
+    /// hand to the next command.
+    fn restore(self) {
+        #[cfg(unix)]
+        if let Err(error) = self.receiver.into_blocking_fd() {
+            tracing::debug!("could not put standard input back in blocking mode: {error}");
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for StdinPipe {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = &mut *self;
+        #[cfg(unix)]
+        let polled = std::pin::Pin::new(&mut this.receiver).poll_read(cx, buf);
+        #[cfg(not(unix))]
+        let polled = {
+            let _ = (cx, buf);
+            std::task::Poll::Ready(Ok(()))
+        };
+        if let std::task::Poll::Ready(Err(error)) = &polled {
+            this.failure = Some(io::Error::new(error.kind(), error.to_string()));
+        }
+        polled
+    }
+}
+
 /// Why the stream stopped before its end.
 enum Stop {
     /// SIGINT or SIGTERM.
@@ -272,24 +346,42 @@ async fn upload(
     if is_stdin && !quiet && std::io::stdin().is_terminal() {
         eprintln_clean("osspipe: reading the object from the terminal; end it with Ctrl-D");
     }
-    let mut chunks = input.spawn();
+    // A pipe on standard input is read straight into the part buffers (one copy of each byte,
+    // by the kernel); anything else goes through the reader thread.
+    let mut pipe = if is_stdin { StdinPipe::open() } else { None };
+    let mut chunks = match pipe {
+        Some(_) => mpsc::channel(1).1,
+        None => input.spawn(),
+    };
 
-    let mut stop = loop {
-        let next = tokio::select! {
+    let mut stop = if let Some(pipe) = &mut pipe {
+        tokio::select! {
             biased;
-            signal = signals.recv() => break Some(Stop::Signal(signal)),
-            next = chunks.recv() => next,
-        };
-        match next {
-            None => break None,
-            Some(Err(error)) => break Some(Stop::Input(error)),
-            Some(Ok(chunk)) => {
-                tokio::select! {
-                    biased;
-                    signal = signals.recv() => break Some(Stop::Signal(signal)),
-                    written = writer.write_bytes(chunk) => {
-                        if let Err(error) = written {
-                            break Some(Stop::Writer(error));
+            signal = signals.recv() => Some(Stop::Signal(signal)),
+            copied = writer.copy_from(pipe) => match (copied, pipe.failure.take()) {
+                (Ok(_), _) => None,
+                (Err(_), Some(read_error)) => Some(Stop::Input(read_error)),
+                (Err(error), None) => Some(Stop::Writer(error)),
+            },
+        }
+    } else {
+        loop {
+            let next = tokio::select! {
+                biased;
+                signal = signals.recv() => break Some(Stop::Signal(signal)),
+                next = chunks.recv() => next,
+            };
+            match next {
+                None => break None,
+                Some(Err(error)) => break Some(Stop::Input(error)),
+                Some(Ok(chunk)) => {
+                    tokio::select! {
+                        biased;
+                        signal = signals.recv() => break Some(Stop::Signal(signal)),
+                        written = writer.write_bytes(chunk) => {
+                            if let Err(error) = written {
+                                break Some(Stop::Writer(error));
+                            }
                         }
                     }
                 }
@@ -318,8 +410,12 @@ async fn upload(
             }
         }
     }
-    // The reader thread stops at its next send.
+    // The reader thread stops at its next send; the pipe goes back to blocking mode for
+    // whoever reads it after us.
     drop(chunks);
+    if let Some(pipe) = pipe {
+        pipe.restore();
+    }
 
     let Some(stop) = stop else {
         let outcome = writer
@@ -406,6 +502,13 @@ async fn abort(
             ],
         },
         aborted = writer.abort() => match (aborted, upload_id) {
+            (Err(error), Some(id)) if error.operation() == Some(Operation::AbortMultipartUpload) => vec![
+                format!("note: could not abort upload {id}: {error}"),
+                format!(
+                    "note: delete its parts with: {}",
+                    command("abort", url, &id, connection)
+                ),
+            ],
             (Err(error), _) => vec![format!("note: the upload had already failed: {error}")],
             (Ok(()), Some(id)) => {
                 vec![format!("note: upload {id} was aborted; no object was written")]
