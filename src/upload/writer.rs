@@ -1399,21 +1399,27 @@ impl ObjectWriter {
             if written > 0 {
                 break;
             }
-            match self.poll_parts(cx) {
-                Ok(true) => continue,
-                Ok(false) => {
-                    // A part in flight will wake us: with none, the budget always has room.
-                    debug_assert!(!self.in_flight.is_empty(), "pending with nothing in flight");
-                    return Poll::Pending;
-                }
-                Err(error) => {
-                    self.fail(error);
-                    return self.poll_failure(cx).map(Err);
-                }
-            }
+            ready!(self.poll_blocked(cx))?;
         }
         self.publish(false);
         Poll::Ready(Ok(written))
+    }
+
+    /// Blocked on a free slot or on memory: `Ready(Ok(()))` once a part finished (try again),
+    /// `Pending` with the waker registered on the parts in flight, or the latched failure.
+    fn poll_blocked(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        match self.poll_parts(cx) {
+            Ok(true) => Poll::Ready(Ok(())),
+            Ok(false) => {
+                // A part in flight will wake us: with none, the budget always has room.
+                debug_assert!(!self.in_flight.is_empty(), "pending with nothing in flight");
+                Poll::Pending
+            }
+            Err(error) => {
+                self.fail(error);
+                self.poll_failure(cx).map(Err)
+            }
+        }
     }
 
     /// One read from `reader` into the part being filled: `Ready(Ok(n))` with the bytes read
@@ -1462,18 +1468,7 @@ impl ObjectWriter {
             if ready_to_read {
                 break;
             }
-            // Blocked on a free slot or on memory.
-            match self.poll_parts(cx) {
-                Ok(true) => continue,
-                Ok(false) => {
-                    debug_assert!(!self.in_flight.is_empty(), "pending with nothing in flight");
-                    return Poll::Pending;
-                }
-                Err(error) => {
-                    self.fail(error);
-                    return self.poll_failure(cx).map(Err);
-                }
-            }
+            ready!(self.poll_blocked(cx))?;
         }
         let start = self.current.len();
         let part_size = self.plan.part_size(self.part_number);
