@@ -1480,10 +1480,7 @@ impl ObjectWriter {
         let read =
             ready!(tokio_util::io::poll_read_buf(reader, cx, &mut window)).map_err(read_error)?;
         if read > 0 {
-            let fresh = &self.current[start..];
-            for block in fresh.chunks(COPY_BLOCK) {
-                self.current_crc.update(block);
-            }
+            self.current_crc.update(&self.current[start..]);
             self.accepted += read as u64;
             self.publish(false);
         }

@@ -349,10 +349,6 @@ async fn upload(
     // A pipe on standard input is read straight into the part buffers (one copy of each byte,
     // by the kernel); anything else goes through the reader thread.
     let mut pipe = if is_stdin { StdinPipe::open() } else { None };
-    let mut chunks = match pipe {
-        Some(_) => mpsc::channel(1).1,
-        None => input.spawn(),
-    };
 
     let mut stop = if let Some(pipe) = &mut pipe {
         tokio::select! {
@@ -365,6 +361,8 @@ async fn upload(
             },
         }
     } else {
+        // Dropping `chunks` after the loop stops the reader thread at its next send.
+        let mut chunks = input.spawn();
         loop {
             let next = tokio::select! {
                 biased;
@@ -410,9 +408,7 @@ async fn upload(
             }
         }
     }
-    // The reader thread stops at its next send; the pipe goes back to blocking mode for
-    // whoever reads it after us.
-    drop(chunks);
+    // The pipe goes back to blocking mode for whoever reads it after us.
     if let Some(pipe) = pipe {
         pipe.restore();
     }
