@@ -58,8 +58,6 @@ type HandlerResult = Result<Response<ResponseBody>, Failure>;
 /// The largest body accepted by the operations whose body is XML or empty (Complete lists up to
 /// 10,000 parts, well under this).
 const MAX_SMALL_BODY_BYTES: usize = xml::MAX_XML_BODY_BYTES;
-/// Bodies are hashed and stored this much at a time (fits a core's L2 cache).
-const HASH_SLICE_BYTES: usize = 256 * 1024;
 /// `max-keys` of ListObjects when absent.
 const DEFAULT_MAX_KEYS: u32 = 100;
 /// Storage classes OSS accepts in `x-oss-storage-class`.
@@ -372,19 +370,13 @@ async fn receive(
         if writer.len() + chunk.len() as u64 > limit {
             return Err(too_large().into());
         }
-        // Hash and store a cache-sized slice at a time, so the bytes are read from memory once
-        // for the hashes and the copy into the store (a chunk can be 4 MiB).
-        let mut at = 0;
-        while at < chunk.len() {
-            let end = (at + HASH_SLICE_BYTES).min(chunk.len());
-            let piece = chunk.slice(at..end);
-            if let Some(md5) = md5.as_mut() {
-                md5.update(&piece);
-            }
-            crc.update(&piece);
-            writer.write(piece).await.map_err(internal)?;
-            at = end;
+        // A chunk is at most the HTTP/1 read buffer (512 KiB), so it is still in the cache for
+        // the hashes and the store.
+        if let Some(md5) = md5.as_mut() {
+            md5.update(&chunk);
         }
+        crc.update(&chunk);
+        writer.write(chunk).await.map_err(internal)?;
     }
     let len = writer.len();
     let blob = writer.finish().await.map_err(internal)?;

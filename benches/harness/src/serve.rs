@@ -32,7 +32,7 @@ use tokio::io::AsyncReadExt;
 use osspipe::server::{EtagMode, LocalServer};
 
 /// The same HTTP/1 read buffer as osspipe's server (`src/server/service.rs`).
-const HTTP1_MAX_BUF_BYTES: usize = 4 * 1024 * 1024;
+const HTTP1_MAX_BUF_BYTES: usize = 512 * 1024;
 
 /// The bare file server hands bodies to the blocking pool in batches of this size, one batch in
 /// flight per request while the next is read (what osspipe's directory store does too).
