@@ -127,6 +127,14 @@ pub struct BenchArgs {
     /// directory store vs bare hyper writing files).
     #[arg(long)]
     pub server_bench: bool,
+    /// Server bench: unmeasured runs per server before the measured ones (a fresh server
+    /// process takes every page of a 2 GiB upload from the kernel for the first time, and
+    /// glibc settles on reusing freed memory over two or three runs). Reported as the cold rate.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Server bench: only these servers (memory, bare-discard, bare-keep, directory, bare-files).
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub servers: Vec<Store>,
     /// ETags of osspipe's server: opaque (no MD5, the default) or md5 (what OSS sends).
     #[arg(long, value_enum, default_value = "opaque")]
     pub etag: Etag,
@@ -223,6 +231,8 @@ pub struct Sample {
     pub wall_seconds: f64,
     /// Limit runner: the UploadPart phase alone.
     pub parts_seconds: Option<f64>,
+    /// The server process's CPU time (user + system) while the runner ran.
+    pub server_cpu_seconds: Option<f64>,
 }
 
 /// Medians and extremes of a case.
@@ -251,6 +261,9 @@ pub struct CaseResult {
     /// The writer's memory budget (osspipe runners).
     pub budget_mib: Option<f64>,
     pub samples: Vec<Sample>,
+    /// Server bench: the unmeasured warm-up runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warmup: Vec<Sample>,
     pub errors: Vec<String>,
     pub summary: Option<Summary>,
     /// Growth run: `(seconds, VmRSS MiB)` samples of the first run.
@@ -269,6 +282,7 @@ impl CaseResult {
             part_size: case.part_size,
             budget_mib: None,
             samples: Vec::new(),
+            warmup: Vec::new(),
             errors: Vec::new(),
             summary: None,
             rss_timeline: Vec::new(),
@@ -605,6 +619,7 @@ impl Executor {
         let key = format!("bench/{}/{}-{}", case.who.name(), self.key_counter, run);
         let limit = Duration::from_secs(self.args.timeout);
         let info = server.map(|s| &s.info);
+        let server_cpu_before = server.and_then(|s| proc::cpu_seconds_of(s.child.id()));
         let (finished, report): (Finished, Option<RunnerReport>) = match case.who {
             Who::Limit
             | Who::Osspipe
@@ -717,6 +732,10 @@ impl Executor {
                 (finished, report)
             }
         };
+        let server_cpu_seconds = server
+            .and_then(|s| proc::cpu_seconds_of(s.child.id()))
+            .zip(server_cpu_before)
+            .map(|(after, before)| after - before);
         let Some(report) = report else {
             anyhow::bail!("{}", finished.failure());
         };
@@ -751,6 +770,7 @@ impl Executor {
             peak_rss_mib: finished.max_rss_kib as f64 / 1024.0,
             wall_seconds: finished.wall.as_secs_f64(),
             parts_seconds: report.parts_seconds,
+            server_cpu_seconds,
         });
         Ok(())
     }
@@ -1322,34 +1342,24 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// The server bench: the same bare-reqwest client (limit runner, concurrency 4, 8 MiB parts)
-/// against four servers, in alternation; the UploadPart phase's rate is what counts.
+/// against the servers; the UploadPart phase's rate is what counts, and the server process's
+/// CPU time per GiB is reported beside it.
+///
+/// The servers are measured in two groups, each alone on the machine: the in-memory ones
+/// (memory, bare-discard, bare-keep), then the file writers (directory, bare-files). Within a
+/// group the runs alternate, after `--warmup` unmeasured rounds. The groups do not overlap
+/// because the memory servers keep GiBs of freed memory for reuse, and with that much memory
+/// taken every page-cache write costs more (a 7 GiB hog made the file servers' writes 1.3-1.8×
+/// dearer in CPU per GiB), which would measure the memory store's footprint, not the file servers.
 fn server_bench(executor: &mut Executor, scratch: &Path) -> anyhow::Result<Vec<CaseResult>> {
     let args = executor.args.clone();
-    let servers = [
-        ServerChild::start(Store::Memory, args.etag, None)?,
-        ServerChild::start(Store::BareDiscard, args.etag, None)?,
-        ServerChild::start(Store::BareKeep, args.etag, None)?,
-        ServerChild::start(
-            Store::Directory,
-            args.etag,
-            Some(scratch.join("directory-store")),
-        )?,
-        ServerChild::start(
-            Store::BareFiles,
-            args.etag,
-            Some(scratch.join("bare-files")),
-        )?,
-    ];
+    let wanted = |store: Store| args.servers.is_empty() || args.servers.contains(&store);
     let case = Case {
         who: Who::Limit,
         size: args.size,
         concurrency: args.concurrency,
         part_size: args.part_size,
     };
-    let mut results: Vec<CaseResult> = servers
-        .iter()
-        .map(|s| CaseResult::new("server", s.store, &case))
-        .collect();
     eprintln!(
         "osspipe-bench: server bench, {} per run in {} parts, concurrency {}, {} runs; load {}",
         human_size(case.size),
@@ -1358,31 +1368,83 @@ fn server_bench(executor: &mut Executor, scratch: &Path) -> anyhow::Result<Vec<C
         args.runs,
         load_average()
     );
-    for run in 0..args.runs {
+    let groups = [
+        &[Store::Memory, Store::BareDiscard, Store::BareKeep][..],
+        &[Store::Directory, Store::BareFiles][..],
+    ];
+    let mut results = Vec::new();
+    for group in groups {
+        let servers = group
+            .iter()
+            .copied()
+            .filter(|&store| wanted(store))
+            .map(|store| {
+                let dir = match store {
+                    Store::Directory => Some(scratch.join("directory-store")),
+                    Store::BareFiles => Some(scratch.join("bare-files")),
+                    _ => None,
+                };
+                ServerChild::start(store, args.etag, dir)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut group_results: Vec<CaseResult> = servers
+            .iter()
+            .map(|s| CaseResult::new("server", s.store, &case))
+            .collect();
+        server_bench_rounds(executor, &servers, &case, &mut group_results);
+        // The group's servers stop here, before the next group starts.
+        drop(servers);
+        results.extend(group_results);
+    }
+    summarise(&mut results, args.concurrency);
+    Ok(results)
+}
+
+/// Runs `--warmup` unmeasured rounds, then `--runs` measured ones, each round one upload to
+/// every server in turn.
+fn server_bench_rounds(
+    executor: &mut Executor,
+    servers: &[ServerChild],
+    case: &Case,
+    results: &mut [CaseResult],
+) {
+    let (warmups, runs) = (executor.args.warmup, executor.args.runs);
+    let rounds = (0..warmups)
+        .map(|n| (n, true))
+        .chain((0..runs).map(|n| (n, false)));
+    for (run, warmup) in rounds {
         for (server, result) in servers.iter().zip(results.iter_mut()) {
-            eprint!(
-                "  {:<13} run {}/{} ... ",
-                server.store.name(),
-                run + 1,
-                args.runs
-            );
-            match executor.run_once(Some(server), &case, run, result) {
+            let (what, of) = if warmup {
+                ("warm-up", warmups)
+            } else {
+                ("run", runs)
+            };
+            eprint!("  {:<13} {what} {}/{of} ... ", server.store.name(), run + 1);
+            // Every run starts with no dirty page cache left by the one before (the file
+            // servers' deleted files are dropped, not written, but a writeback may be under
+            // way), so the two file servers meet the same disk.
+            // SAFETY: sync has no preconditions.
+            unsafe { libc::sync() };
+            match executor.run_once(Some(server), case, run, result) {
                 Ok(()) => {
                     let s = result.samples.last().expect("just pushed");
                     let parts = s.parts_seconds.unwrap_or(f64::NAN);
                     eprintln!(
-                        "UploadPart phase {:.2} GiB/s ({:.0} parts/s)",
+                        "UploadPart phase {:.2} GiB/s ({:.0} parts/s), server {:.2} CPU s/GiB",
                         case.size as f64 / GIB / parts,
-                        case.size.div_ceil(case.part_size) as f64 / parts
+                        case.size.div_ceil(case.part_size) as f64 / parts,
+                        s.server_cpu_seconds.unwrap_or(f64::NAN) / (case.size as f64 / GIB)
                     );
+                    if warmup {
+                        let sample = result.samples.pop().expect("just pushed");
+                        result.warmup.push(sample);
+                    }
                 }
                 Err(e) => {
                     eprintln!("FAILED: {e:#}");
-                    result.errors.push(format!("{e:#}"));
+                    result.errors.push(format!("{what}: {e:#}"));
                 }
             }
         }
     }
-    summarise(&mut results, args.concurrency);
-    Ok(results)
 }

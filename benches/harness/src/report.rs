@@ -283,20 +283,34 @@ pub fn markdown(results: &Results) -> String {
     out
 }
 
-/// Turns the four server cases into the server bench's results and checks.
+/// A server case's UploadPart-phase rates (GiB/s) of the given samples, sorted.
+fn upload_part_rates(r: &CaseResult, samples: &[crate::bench::Sample]) -> Vec<f64> {
+    let mut rates: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| Some(r.size as f64 / GIB / s.parts_seconds?))
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates
+}
+
+/// The median of the server process's CPU seconds per GiB over the measured runs.
+fn server_cpu_per_gib(r: &CaseResult) -> Option<f64> {
+    let mut cpu: Vec<f64> = r
+        .samples
+        .iter()
+        .filter_map(|s| Some(s.server_cpu_seconds? / (r.size as f64 / GIB)))
+        .collect();
+    cpu.sort_by(f64::total_cmp);
+    cpu.get(cpu.len() / 2).copied()
+}
+
+/// Turns the server cases into the server bench's results and checks.
 pub fn server_bench_results(meta: Meta, results: Vec<CaseResult>) -> ServerBench {
+    let find = |store: Store| results.iter().find(|r| r.store == store.name());
     let rate = |store: Store| -> Option<f64> {
-        let r = results.iter().find(|r| r.store == store.name())?;
-        let mut rates: Vec<f64> = r
-            .samples
-            .iter()
-            .filter_map(|s| Some(r.size as f64 / GIB / s.parts_seconds?))
-            .collect();
-        if rates.is_empty() {
-            return None;
-        }
-        rates.sort_by(f64::total_cmp);
-        Some(rates[rates.len() / 2])
+        let r = find(store)?;
+        let rates = upload_part_rates(r, &r.samples);
+        rates.get(rates.len() / 2).copied()
     };
     let check = |issue: &'static str, a: Store, b: Store| -> Check {
         let target = format!("{} ≥ 0.7 × {}", a.name(), b.name());
@@ -315,9 +329,31 @@ pub fn server_bench_results(meta: Meta, results: Vec<CaseResult>) -> ServerBench
             },
         }
     };
+    // Not a target: the rate each server could sustain on one core of its own, from its CPU
+    // time, which the machine's load moves much less than the wall-clock rate.
+    let cpu_check = |a: Store, b: Store| -> Check {
+        let target = format!("{} ≥ 0.7 × {}, by server CPU per GiB", a.name(), b.name());
+        let cpu = |store: Store| find(store).and_then(server_cpu_per_gib);
+        match (cpu(a), cpu(b)) {
+            (Some(x), Some(y)) => Check {
+                issue: "context",
+                target,
+                measured: format!("{y:.2} / {x:.2} CPU s/GiB = {:.2}×", y / x),
+                pass: Some(y / x >= 0.7),
+            },
+            _ => Check {
+                issue: "context",
+                target,
+                measured: "not measured".into(),
+                pass: None,
+            },
+        }
+    };
     let checks = vec![
         check("server (3)", Store::Memory, Store::BareDiscard),
         check("server (3)", Store::Directory, Store::BareFiles),
+        cpu_check(Store::Memory, Store::BareDiscard),
+        cpu_check(Store::Directory, Store::BareFiles),
         // Not a target: how much of the memory store's gap is keeping the data at all.
         check("context", Store::Memory, Store::BareKeep),
     ];
@@ -331,13 +367,16 @@ pub fn server_bench_results(meta: Meta, results: Vec<CaseResult>) -> ServerBench
 pub fn server_bench_markdown(bench: &ServerBench) -> String {
     let meta = &bench.meta;
     let mut out = String::new();
+    let warmups = bench.results.first().map_or(0, |r| r.warmup.len());
     let _ = writeln!(
         out,
         "## Server bench: UploadPart acceptance\n\n\
          The same bare-reqwest client (pre-cut {} parts, concurrency {}, a {} upload per run, \
-         median of {} alternating runs) against four servers, each in its own process. \
-         Rate = bytes / time of the UploadPart phase (Initiate and Complete excluded). \
-         osspipe's ETag mode: {}.\n",
+         {warmups} unmeasured warm-up round(s), then the median of {} alternating runs) against \
+         the servers, each in its own process; the in-memory servers run first, then the file \
+         writers, never both groups at once. Rate = bytes / time of the UploadPart phase \
+         (Initiate and Complete excluded); server CPU = the server process's user + system time \
+         while the client ran, per GiB. osspipe's ETag mode: {}.\n",
         human_size(meta.part_size),
         meta.concurrency,
         human_size(meta.size),
@@ -346,15 +385,11 @@ pub fn server_bench_markdown(bench: &ServerBench) -> String {
     );
     out.push_str(&meta_lines(meta));
     out.push_str(
-        "\n| server | median GiB/s | min–max | parts/s | server-side work |\n|---|---:|---:|---:|---|\n",
+        "\n| server | median GiB/s | min–max | server CPU s/GiB | first (cold) run GiB/s | parts/s | server-side work |\n\
+         |---|---:|---:|---:|---:|---:|---|\n",
     );
     for r in &bench.results {
-        let mut rates: Vec<f64> = r
-            .samples
-            .iter()
-            .filter_map(|s| Some(r.size as f64 / GIB / s.parts_seconds?))
-            .collect();
-        rates.sort_by(f64::total_cmp);
+        let rates = upload_part_rates(r, &r.samples);
         let what = match r.store {
             "memory" => "osspipe memory store: V4 auth, CRC-64, opaque ETag, keeps the Bytes",
             "bare-discard" => "bare hyper 1: reads and drops the body",
@@ -366,7 +401,7 @@ pub fn server_bench_markdown(bench: &ServerBench) -> String {
         if rates.is_empty() {
             let _ = writeln!(
                 out,
-                "| {} | – | – | – | {what} ({}) |",
+                "| {} | – | – | – | – | – | {what} ({}) |",
                 r.store,
                 r.errors.join("; ")
             );
@@ -374,9 +409,13 @@ pub fn server_bench_markdown(bench: &ServerBench) -> String {
         }
         let median = rates[rates.len() / 2];
         let parts_per_gib = GIB / r.part_size as f64;
+        let cold = upload_part_rates(r, &r.warmup[..r.warmup.len().min(1)])
+            .first()
+            .map_or("–".to_owned(), |rate| format!("{rate:.2}"));
+        let cpu = server_cpu_per_gib(r).map_or("–".to_owned(), |cpu| format!("{cpu:.2}"));
         let _ = writeln!(
             out,
-            "| {} | {median:.2} | {:.2}–{:.2} | {:.0} | {what} |",
+            "| {} | {median:.2} | {:.2}–{:.2} | {cpu} | {cold} | {:.0} | {what} |",
             r.store,
             rates[0],
             rates[rates.len() - 1],
