@@ -35,11 +35,11 @@
 //! [`ServerBuilder::auto_create_buckets`]`(false)` to get `NoSuchBucket`.
 //!
 //! # Stores
-//! - [`ServerBuilder::memory`] (the default): everything in memory. Body chunks of 256 KiB or
-//!   more are kept as hyper delivered them; smaller ones are copied into pooled, page-aligned
-//!   1 MiB blocks (a server that stores and deletes objects over and over keeps reusing warm
-//!   memory; the pool keeps at most 4 GiB of free blocks); Complete links the parts' chunks,
-//!   copying nothing.
+//! - [`ServerBuilder::memory`] (the default): everything in memory. Bodies are copied (with
+//!   streaming stores, bypassing the cache) into pooled, page-aligned 1 MiB blocks, so hyper
+//!   reuses one cached read buffer per connection and a server that stores and deletes objects
+//!   over and over keeps reusing warm memory (the pool keeps at most 4 GiB of free blocks);
+//!   Complete links the parts' blocks, copying nothing.
 //! - [`ServerBuilder::directory`]: a bucket is a folder of the data directory. Objects, their
 //!   metadata and in-progress uploads with their parts survive a restart. Keys never become
 //!   paths (they are hashed into file names), so no key reaches outside the directory. Objects

@@ -391,7 +391,9 @@ pub fn server_bench_markdown(bench: &ServerBench) -> String {
     for r in &bench.results {
         let rates = upload_part_rates(r, &r.samples);
         let what = match r.store {
-            "memory" => "osspipe memory store: V4 auth, CRC-64, opaque ETag, keeps the Bytes",
+            "memory" => {
+                "osspipe memory store: V4 auth, CRC-64, opaque ETag, copies into pooled blocks"
+            }
             "bare-discard" => "bare hyper 1: reads and drops the body",
             "bare-keep" => "bare hyper 1: keeps the body chunks in memory until Complete",
             "directory" => "osspipe directory store: auth, CRC-64, ETag, blob file + JSON record",
