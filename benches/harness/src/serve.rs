@@ -4,12 +4,13 @@
 //! - `memory` / `directory`: osspipe's local server (`osspipe::server::LocalServer`).
 //! - `bare-discard`: a bare hyper 1 server that reads every body and drops it.
 //! - `bare-keep`: the same, but it keeps every part's body chunks in memory until Complete (what
-//!   retaining the data costs: fresh pages for every part, like a memory store).
+//!   retaining hyper's chunks costs: hyper then reads into a fresh allocation every time, which
+//!   osspipe's memory store avoids by copying into pooled blocks).
 //! - `bare-files`: a bare hyper 1 server that writes every body to a new file.
 //!
 //! The bare servers are the yardsticks of the server bench: they answer Initiate, UploadPart,
 //! Complete and Abort with just enough XML for a client, check no signature and keep no state.
-//! They use the same hyper settings as osspipe's server (auto HTTP/1 + HTTP/2, 4 MiB HTTP/1
+//! They use the same hyper settings as osspipe's server (auto HTTP/1 + HTTP/2, 512 KiB HTTP/1
 //! read buffer, `TCP_NODELAY`) so the difference is what osspipe's handlers and stores cost.
 //!
 //! Each prints one JSON line ([`ServerInfo`]) and serves until its standard input closes.
