@@ -127,9 +127,9 @@ pub struct BenchArgs {
     /// directory store vs bare hyper writing files).
     #[arg(long)]
     pub server_bench: bool,
-    /// Server bench: unmeasured runs per server before the measured ones (a fresh server
-    /// process takes every page of a 2 GiB upload from the kernel for the first time, and
-    /// glibc settles on reusing freed memory over two or three runs). Reported as the cold rate.
+    /// Unmeasured limit uploads to each server before the measured runs (a fresh server
+    /// process takes every page of its first 2 GiB from the kernel). The server bench reports
+    /// the first one's rate as the cold rate.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
     /// Server bench: only these servers (memory, bare-discard, bare-keep, directory, bare-files).
@@ -812,6 +812,31 @@ impl Executor {
         })
     }
 
+    /// `--warmup` unmeasured limit uploads to a freshly started server, so the first measured
+    /// run does not pay for the server process's first touch of every page.
+    fn warm_up(&mut self, server: &ServerChild, size: u64) {
+        let case = Case {
+            who: Who::Limit,
+            size,
+            concurrency: self.args.concurrency,
+            part_size: self.args.part_size,
+        };
+        let mut scratch = CaseResult::new("warm-up", server.store, &case);
+        for run in 0..self.args.warmup {
+            eprint!(
+                "  warm-up    {:<9} {:>8} limit run {}/{} ... ",
+                server.store.name(),
+                human_size(size),
+                run + 1,
+                self.args.warmup
+            );
+            match self.run_once(Some(server), &case, run, &mut scratch) {
+                Ok(()) => eprintln!("done (not measured)"),
+                Err(e) => eprintln!("FAILED: {e:#}"),
+            }
+        }
+    }
+
     /// Runs `cases` against `server`, `runs` times in alternation.
     fn phase(
         &mut self,
@@ -1236,6 +1261,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     {
         let server = ServerChild::start(Store::Memory, args.etag, None)?;
         eprintln!("memory store at {}", server.info.endpoint);
+        executor.warm_up(&server, args.size);
         let generator = vec![case(Who::Generator, args.size, 1)];
         results.extend(executor.phase("generator", Store::Memory, None, &generator, args.runs));
         results.extend(executor.phase(
@@ -1299,6 +1325,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
     if !args.memory_only {
         let dir = scratch.path().join("directory-store");
         let server = ServerChild::start(Store::Directory, args.etag, Some(dir))?;
+        executor.warm_up(&server, args.size);
         eprintln!("directory store at {}", server.info.endpoint);
         results.extend(executor.phase(
             "main",
