@@ -59,6 +59,7 @@ pub(super) fn update(state: u64, bytes: &[u8]) -> u64 {
 
 /// `bit_reverse(x^n mod P)`, P being the ECMA-182 polynomial: the folding multipliers in the
 /// reflected bit order the register uses.
+#[cfg(target_arch = "x86_64")]
 const fn k(n: u32) -> u64 {
     let poly = POLY_REFLECTED.reverse_bits();
     let mut remainder: u64 = 1;
@@ -75,14 +76,17 @@ const fn k(n: u32) -> u64 {
 }
 
 /// The multipliers that move a 128-bit piece forward by `distance` bytes: (low half, high half).
+#[cfg(target_arch = "x86_64")]
 const fn multipliers(distance: u32) -> (u64, u64) {
     (k(8 * distance + 63), k(8 * distance - 1))
 }
 
 /// Moves each 128-bit piece of the main loop forward by one step.
+#[cfg(target_arch = "x86_64")]
 const STEP_MULTIPLIERS: (u64, u64) = multipliers(STEP_BYTES as u32);
 
 /// `FINAL_MULTIPLIERS[j]` moves piece `j` of the sixteen onto the last one, 16·(15 − j) bytes on.
+#[cfg(target_arch = "x86_64")]
 const FINAL_MULTIPLIERS: [(u64, u64); 15] = {
     let mut table = [(0, 0); 15];
     let mut j = 0;
@@ -202,6 +206,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn multipliers_are_the_published_folding_constants() {
         // The constants crc64fast (and Intel's CRC white paper method) use for CRC-64/XZ.
         assert_eq!(k(127), 0xdabe_95af_c787_5f40);
