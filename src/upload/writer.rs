@@ -388,12 +388,12 @@ impl Common {
     }
 }
 
-/// Names the operation (and part) on an error from the target that did not.
 /// A failed read of [`ObjectWriter::copy_from`]'s reader.
 fn read_error(error: io::Error) -> Error {
     Error::new(ErrorKind::Io, "reading the input failed").with_source(error)
 }
 
+/// Names the operation (and part) on an error from the target that did not.
 fn context(mut error: Error, operation: Operation, part_number: Option<u32>) -> Error {
     if error.operation().is_none() {
         error = error.with_operation(operation);
@@ -1083,6 +1083,13 @@ impl ObjectWriter {
         self.state = State::Aborting { abort, error };
     }
 
+    /// Latches `error` and reports the failure (see [`fail`](Self::fail) and
+    /// [`poll_failure`](Self::poll_failure)).
+    fn poll_fail<T>(&mut self, cx: &mut Context<'_>, error: Error) -> Poll<Result<T>> {
+        self.fail(error);
+        self.poll_failure(cx).map(Err)
+    }
+
     /// Finishes aborting and returns the latched error (the original the first time, duplicates
     /// after).
     fn poll_failure(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
@@ -1330,8 +1337,7 @@ impl ObjectWriter {
     fn poll_accept(&mut self, cx: &mut Context<'_>, input: &mut impl Input) -> Poll<Result<usize>> {
         ready!(self.poll_writable(cx))?;
         if let Err(error) = self.poll_parts(cx) {
-            self.fail(error);
-            return self.poll_failure(cx).map(Err);
+            return self.poll_fail(cx, error);
         }
         let mut written = 0usize;
         loop {
@@ -1415,10 +1421,7 @@ impl ObjectWriter {
                 debug_assert!(!self.in_flight.is_empty(), "pending with nothing in flight");
                 Poll::Pending
             }
-            Err(error) => {
-                self.fail(error);
-                self.poll_failure(cx).map(Err)
-            }
+            Err(error) => self.poll_fail(cx, error),
         }
     }
 
@@ -1434,8 +1437,7 @@ impl ObjectWriter {
     {
         ready!(self.poll_writable(cx))?;
         if let Err(error) = self.poll_parts(cx) {
-            self.fail(error);
-            return self.poll_failure(cx).map(Err);
+            return self.poll_fail(cx, error);
         }
         loop {
             let part_size = self.plan.part_size(self.part_number);
@@ -1451,13 +1453,11 @@ impl ObjectWriter {
                         return Poll::Ready(Ok(0));
                     }
                     let error = self.too_large_error();
-                    self.fail(error);
-                    return self.poll_failure(cx).map(Err);
+                    return self.poll_fail(cx, error);
                 }
                 if self.in_flight.len() < self.in_flight_limit(part_size) {
                     if let Err(error) = self.send_current() {
-                        self.fail(error);
-                        return self.poll_failure(cx).map(Err);
+                        return self.poll_fail(cx, error);
                     }
                     continue;
                 }
@@ -1496,8 +1496,7 @@ impl ObjectWriter {
             let progressed = match self.poll_parts(cx) {
                 Ok(progressed) => progressed,
                 Err(error) => {
-                    self.fail(error);
-                    return self.poll_failure(cx).map(Err);
+                    return self.poll_fail(cx, error);
                 }
             };
             let part_size = self.plan.part_size(self.part_number);
@@ -1507,8 +1506,7 @@ impl ObjectWriter {
                 && (len >= part_size || (cut_tail && len >= self.plan.min_part_size()));
             if wants_send && self.in_flight.len() < self.in_flight_limit(part_size) {
                 if let Err(error) = self.send_current() {
-                    self.fail(error);
-                    return self.poll_failure(cx).map(Err);
+                    return self.poll_fail(cx, error);
                 }
                 continue;
             }
@@ -1625,8 +1623,7 @@ impl ObjectWriter {
             _ => return Poll::Ready(Ok(())),
         }
         if let Err(error) = self.poll_parts(cx).and_then(|_| self.send_if_full()) {
-            self.fail(error);
-            return self.poll_failure(cx).map(Err);
+            return self.poll_fail(cx, error);
         }
         Poll::Ready(Ok(()))
     }
