@@ -23,7 +23,7 @@ pub struct Crc64 {
 #[derive(Clone)]
 enum Engine {
     /// [`wide`]'s raw register (all ones at the start; the CRC is its complement).
-    Wide(u64),
+    Wide(wide::Wide, u64),
     Portable(crc64fast::Digest),
 }
 
@@ -45,10 +45,9 @@ impl Default for Crc64 {
 impl Crc64 {
     /// A digest of no bytes (its value is 0).
     pub fn new() -> Self {
-        let engine = if wide::is_supported() {
-            Engine::Wide(!0)
-        } else {
-            Engine::Portable(crc64fast::Digest::new())
+        let engine = match wide::Wide::detect() {
+            Some(wide) => Engine::Wide(wide, !0),
+            None => Engine::Portable(crc64fast::Digest::new()),
         };
         Self { engine, len: 0 }
     }
@@ -56,7 +55,7 @@ impl Crc64 {
     /// Feeds more bytes.
     pub fn update(&mut self, bytes: &[u8]) {
         match &mut self.engine {
-            Engine::Wide(state) => *state = wide::update(*state, bytes),
+            Engine::Wide(wide, state) => *state = wide.update(*state, bytes),
             Engine::Portable(digest) => digest.write(bytes),
         }
         self.len += bytes.len() as u64;
@@ -65,7 +64,7 @@ impl Crc64 {
     /// The CRC of all bytes fed so far.
     pub fn value(&self) -> u64 {
         match &self.engine {
-            Engine::Wide(state) => !state,
+            Engine::Wide(_, state) => !state,
             Engine::Portable(digest) => digest.sum64(),
         }
     }
@@ -235,10 +234,13 @@ mod tests {
     #[test]
     fn the_fastest_engine_this_cpu_has_is_chosen() {
         let engine = Crc64::new().engine;
-        assert_eq!(matches!(engine, Engine::Wide(_)), wide::is_supported());
+        assert_eq!(
+            matches!(engine, Engine::Wide(..)),
+            wide::Wide::detect().is_some()
+        );
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         if std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| info.contains(" vpclmulqdq")) {
-            assert!(matches!(engine, Engine::Wide(_)));
+            assert!(matches!(engine, Engine::Wide(..)));
         }
     }
 

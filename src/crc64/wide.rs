@@ -25,36 +25,43 @@ use super::POLY_REFLECTED;
 /// Bytes folded per step of the main loop: eight 256-bit registers.
 const STEP_BYTES: usize = 256;
 
-/// Whether this CPU can run [`update`].
-pub(super) fn is_supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
-            && std::arch::is_x86_feature_detected!("vpclmulqdq")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+/// Proof that this CPU has what [`Wide::update`] needs (AVX2, PCLMULQDQ, VPCLMULQDQ): the
+/// features are detected once, when a digest picks its engine, not on every update.
+#[derive(Debug, Clone, Copy)]
+// Built only on x86-64; elsewhere `detect` always says no.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(super) struct Wide(());
 
-/// Feeds `bytes` into the raw CRC register `state` (all ones for a new digest; the CRC is its
-/// complement).
-///
-/// # Panics
-/// If the CPU lacks what [`is_supported`] checks (a caller must check it first).
-pub(super) fn update(state: u64, bytes: &[u8]) -> u64 {
-    let bulk = bytes.len() / STEP_BYTES * STEP_BYTES;
-    if bulk == 0 {
-        return table_update(state, bytes);
+impl Wide {
+    /// `Some` if this CPU can fold 256-bit lanes.
+    pub(super) fn detect() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let supported = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("pclmulqdq")
+                && std::arch::is_x86_feature_detected!("vpclmulqdq");
+            supported.then_some(Self(()))
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            None
+        }
     }
-    assert!(is_supported(), "the CPU cannot fold with VPCLMULQDQ");
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the CPU has AVX2, PCLMULQDQ and VPCLMULQDQ (checked above), and `fold` reads
-    // only inside the slice it is given, whose length is a non-zero multiple of 256.
-    let state = unsafe { fold(state, &bytes[..bulk]) };
-    table_update(state, &bytes[bulk..])
+
+    /// Feeds `bytes` into the raw CRC register `state` (all ones for a new digest; the CRC is
+    /// its complement).
+    pub(super) fn update(self, state: u64, bytes: &[u8]) -> u64 {
+        let bulk = bytes.len() / STEP_BYTES * STEP_BYTES;
+        if bulk == 0 {
+            return table_update(state, bytes);
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `self` exists only if the CPU has AVX2, PCLMULQDQ and VPCLMULQDQ (see
+        // `detect`), and `fold` reads only inside the slice it is given, whose length is a
+        // non-zero multiple of 256.
+        let state = unsafe { fold(state, &bytes[..bulk]) };
+        table_update(state, &bytes[bulk..])
+    }
 }
 
 /// `bit_reverse(x^n mod P)`, P being the ECMA-182 polynomial: the folding multipliers in the
