@@ -888,7 +888,7 @@ impl Executor {
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
+pub fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n == 0 {
@@ -982,23 +982,29 @@ fn ratio_check(
     b: Option<&CaseResult>,
     factor: f64,
 ) -> Check {
-    match (
-        a.and_then(|r| r.summary.as_ref()),
-        b.and_then(|r| r.summary.as_ref()),
-    ) {
-        (Some(x), Some(y)) => {
-            let ratio = x.median_gib_s / y.median_gib_s;
+    let median = |r: Option<&CaseResult>| Some(r?.summary.as_ref()?.median_gib_s);
+    compare(issue, target, median(a).zip(median(b)), "GiB/s", factor)
+}
+
+/// Checks `x / y ≥ factor` for a measured pair `(x, y)` in `unit`.
+pub fn compare(
+    issue: &'static str,
+    target: String,
+    pair: Option<(f64, f64)>,
+    unit: &str,
+    factor: f64,
+) -> Check {
+    match pair {
+        Some((x, y)) => {
+            let ratio = x / y;
             Check {
                 issue,
                 target,
-                measured: format!(
-                    "{:.2} / {:.2} GiB/s = {:.2}×",
-                    x.median_gib_s, y.median_gib_s, ratio
-                ),
+                measured: format!("{x:.2} / {y:.2} {unit} = {ratio:.2}×"),
                 pass: Some(ratio >= factor),
             }
         }
-        _ => Check {
+        None => Check {
             issue,
             target,
             measured: "not measured".into(),

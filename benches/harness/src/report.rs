@@ -2,7 +2,9 @@
 
 use std::fmt::Write as _;
 
-use crate::bench::{human_size, CaseResult, Check, Meta, Results, ServerBench, Who};
+use crate::bench::{
+    compare, human_size, median, CaseResult, Check, Meta, Results, ServerBench, Who,
+};
 use crate::serve::Store;
 
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
@@ -293,61 +295,39 @@ fn upload_part_rates(r: &CaseResult, samples: &[crate::bench::Sample]) -> Vec<f6
     rates
 }
 
+/// The median of `values`, or `None` for none.
+fn median_of(mut values: Vec<f64>) -> Option<f64> {
+    (!values.is_empty()).then(|| median(&mut values))
+}
+
 /// The median of the server process's CPU seconds per GiB over the measured runs.
 fn server_cpu_per_gib(r: &CaseResult) -> Option<f64> {
-    let mut cpu: Vec<f64> = r
-        .samples
-        .iter()
-        .filter_map(|s| Some(s.server_cpu_seconds? / (r.size as f64 / GIB)))
-        .collect();
-    cpu.sort_by(f64::total_cmp);
-    cpu.get(cpu.len() / 2).copied()
+    median_of(
+        r.samples
+            .iter()
+            .filter_map(|s| Some(s.server_cpu_seconds? / (r.size as f64 / GIB)))
+            .collect(),
+    )
 }
 
 /// Turns the server cases into the server bench's results and checks.
 pub fn server_bench_results(meta: Meta, results: Vec<CaseResult>) -> ServerBench {
     let find = |store: Store| results.iter().find(|r| r.store == store.name());
-    let rate = |store: Store| -> Option<f64> {
+    let rate = |store: Store| {
         let r = find(store)?;
-        let rates = upload_part_rates(r, &r.samples);
-        rates.get(rates.len() / 2).copied()
+        median_of(upload_part_rates(r, &r.samples))
     };
-    let check = |issue: &'static str, a: Store, b: Store| -> Check {
+    let check = |issue: &'static str, a: Store, b: Store| {
         let target = format!("{} ≥ 0.7 × {}", a.name(), b.name());
-        match (rate(a), rate(b)) {
-            (Some(x), Some(y)) => Check {
-                issue,
-                target,
-                measured: format!("{x:.2} / {y:.2} GiB/s = {:.2}×", x / y),
-                pass: Some(x / y >= 0.7),
-            },
-            _ => Check {
-                issue,
-                target,
-                measured: "not measured".into(),
-                pass: None,
-            },
-        }
+        compare(issue, target, rate(a).zip(rate(b)), "GiB/s", 0.7)
     };
     // Not a target: the rate each server could sustain on one core of its own, from its CPU
-    // time, which the machine's load moves much less than the wall-clock rate.
-    let cpu_check = |a: Store, b: Store| -> Check {
+    // time, which the machine's load moves much less than the wall-clock rate (so the ratio
+    // is the yardstick's CPU over the store's).
+    let cpu_check = |a: Store, b: Store| {
         let target = format!("{} ≥ 0.7 × {}, by server CPU per GiB", a.name(), b.name());
         let cpu = |store: Store| find(store).and_then(server_cpu_per_gib);
-        match (cpu(a), cpu(b)) {
-            (Some(x), Some(y)) => Check {
-                issue: "context",
-                target,
-                measured: format!("{y:.2} / {x:.2} CPU s/GiB = {:.2}×", y / x),
-                pass: Some(y / x >= 0.7),
-            },
-            _ => Check {
-                issue: "context",
-                target,
-                measured: "not measured".into(),
-                pass: None,
-            },
-        }
+        compare("context", target, cpu(b).zip(cpu(a)), "CPU s/GiB", 0.7)
     };
     let checks = vec![
         check("server (3)", Store::Memory, Store::BareDiscard),
@@ -409,7 +389,7 @@ pub fn server_bench_markdown(bench: &ServerBench) -> String {
             );
             continue;
         }
-        let median = rates[rates.len() / 2];
+        let median = median_of(rates.clone()).expect("not empty");
         let parts_per_gib = GIB / r.part_size as f64;
         let cold = upload_part_rates(r, &r.warmup[..r.warmup.len().min(1)])
             .first()
